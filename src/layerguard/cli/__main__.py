@@ -1,0 +1,5 @@
+"""``python -m layerguard.cli``."""
+
+from layerguard.cli.main import main
+
+main()

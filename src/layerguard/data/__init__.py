@@ -1,0 +1,1 @@
+"""Samples, contrast sets and loaders."""
