@@ -41,8 +41,10 @@ def main() -> None:
     samples = (load_builtin("harmful", "train") + load_builtin("harmless", "train"))[:: max(1, 480 // args.n)]
     prompts = [s.prompt for s in samples][: args.n]
     lm = load_model(args.model, progress=False)
-    print(f"model {lm.model_id}, {len(prompts)} prompts, {lm.n_layers} layers x 2 positions, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"model {lm.model_id}, {len(prompts)} prompts, {lm.n_layers} layers x 2 positions, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     naive(lm, prompts[:4])  # warm-up both paths
     capture_activations(lm, prompts[:4], positions=["t_inst", "last"], progress=False)
 

@@ -243,6 +243,7 @@ def _capture_block(
         if use_prefix:
             ids, mask = right_pad([p.input_ids[n_prefix:] for p in batch], pad_id)
             mask = torch.cat([torch.ones((len(rows), n_prefix), dtype=torch.long), mask], dim=1)
+            assert prefix_cache is not None
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(rows))
             kwargs = {cache_kw: cache, "use_cache": True}

@@ -1,0 +1,107 @@
+"""Batched greedy generation and last-position logits, with left padding.
+
+Interventions (hooks) active around these calls apply to every forward pass, prefill
+and decoding alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from layerguard.models.handle import LoadedModel
+from layerguard.models.positions import PromptPositions
+from layerguard.models.templates import ConversationLike
+from layerguard.progress import progress_bar
+
+
+def _left_pad(batch: Sequence[PromptPositions], pad_id: int) -> tuple[Any, Any, Any]:
+    import torch
+
+    width = max(p.n_tokens for p in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, p in enumerate(batch):
+        ids[row, width - p.n_tokens :] = torch.tensor(p.input_ids, dtype=torch.long)
+        mask[row, width - p.n_tokens :] = 1
+    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def _order(encoded: Sequence[PromptPositions]) -> list[int]:
+    return sorted(range(len(encoded)), key=lambda i: -encoded[i].n_tokens)
+
+
+def encode_many(
+    lm: LoadedModel, conversations: Sequence[ConversationLike], system: str | None = None
+) -> list[PromptPositions]:
+    """Render and tokenize conversations (no instruction parsing)."""
+    return [lm.encode(c, system=system, find_instruction=False) for c in conversations]
+
+
+def last_logits(
+    lm: LoadedModel,
+    conversations: Sequence[ConversationLike],
+    *,
+    system: str | None = None,
+    batch_size: int = 8,
+    progress: bool | None = False,
+    desc: str = "scoring",
+) -> Any:
+    """Next-token logits after each prompt, ``[n, vocab]`` float32."""
+    import torch
+
+    encoded = encode_many(lm, conversations, system)
+    out = torch.empty((len(encoded), lm.model.config.vocab_size), dtype=torch.float32)
+    order = _order(encoded)
+    pad = lm.tokenizer.pad_token_id
+    with progress_bar(total=len(order), desc=desc, unit="prompt", enabled=progress) as bar:
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            ids, mask, pos = _left_pad([encoded[r] for r in rows], pad)
+            with torch.inference_mode():
+                logits = lm.model(
+                    input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, logits_to_keep=1
+                ).logits
+            out[torch.tensor(rows)] = logits[:, -1].float()
+            bar.update(len(rows))
+    return out
+
+
+def generate(
+    lm: LoadedModel,
+    conversations: Sequence[ConversationLike],
+    *,
+    system: str | None = None,
+    max_new_tokens: int = 64,
+    batch_size: int = 8,
+    progress: bool | None = False,
+    desc: str = "generating",
+) -> list[str]:
+    """Greedy completions (deterministic), decoded without special tokens."""
+    import torch
+
+    encoded = encode_many(lm, conversations, system)
+    texts: list[str] = [""] * len(encoded)
+    order = _order(encoded)
+    pad = lm.tokenizer.pad_token_id
+    eos = lm.model.generation_config.eos_token_id or lm.tokenizer.eos_token_id
+    with progress_bar(total=len(order), desc=desc, unit="prompt", enabled=progress) as bar:
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            ids, mask, _ = _left_pad([encoded[r] for r in rows], pad)
+            with torch.inference_mode():
+                out = lm.model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=pad,
+                    eos_token_id=eos,
+                    temperature=None,
+                    top_p=None,
+                    top_k=None,
+                )
+            for row, seq in zip(rows, out[:, ids.shape[1] :], strict=True):
+                texts[row] = lm.tokenizer.decode(seq, skip_special_tokens=True).strip()
+            bar.update(len(rows))
+    return texts
