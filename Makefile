@@ -17,12 +17,11 @@ install: $(PY)
 install-test: install
 	$(PIP) -c constraints.txt -e '.[test]'
 
-# The main job on the embedded default model (until `layerguard audit` lands).
+# The main job on the embedded default model (until `layerguard audit` lands): the lab study.
 demo: install
 	$(VENV)/bin/layerguard models
 	$(VENV)/bin/layerguard info --model qwen2.5-coder-0.5b
-	$(VENV)/bin/layerguard capture --model qwen2.5-coder-0.5b --input src/layerguard/data/builtin/harmful.jsonl \
-		--out runs/demo-capture-$$(date +%Y%m%d-%H%M%S) --positions t_inst,post_inst
+	$(VENV)/bin/layerguard lab study --model qwen2.5-coder-0.5b --out runs/study-$$(date +%Y%m%d-%H%M%S)
 
 lint: install-test
 	$(PY) -m ruff check src tests benchmarks

@@ -6,6 +6,7 @@ checked to agree. The naive loop is what one writes first: one prompt at a time,
 ``model(ids, output_hidden_states=True)``, then index the two positions.
 
     python benchmarks/bench_capture.py [--model qwen2.5-coder-0.5b] [--n 256] [--batch-size 8]
+    python benchmarks/bench_capture.py --n 96 --sweep 8 16 32 96   # batch-size sweep
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--sweep", type=int, nargs="*", help="Instead: time layerguard alone at these batch sizes.")
     args = ap.parse_args()
     samples = (load_builtin("harmful", "train") + load_builtin("harmless", "train"))[:: max(1, 480 // args.n)]
     prompts = [s.prompt for s in samples][: args.n]
@@ -45,6 +47,16 @@ def main() -> None:
         f"model {lm.model_id}, {len(prompts)} prompts, {lm.n_layers} layers x 2 positions, "
         f"torch threads {torch.get_num_threads()}"
     )
+    if args.sweep:
+        capture_activations(lm, prompts[:4], positions=["t_inst", "last"], progress=False)
+        print("| batch size | seconds | prompts/s |")
+        print("|---|---|---|")
+        for bs in args.sweep:
+            t = time.perf_counter()
+            capture_activations(lm, prompts, positions=["t_inst", "last"], batch_size=bs, progress=False)
+            dt = time.perf_counter() - t
+            print(f"| {bs} | {dt:.2f} | {len(prompts) / dt:.1f} |", flush=True)
+        return
     naive(lm, prompts[:4])  # warm-up both paths
     capture_activations(lm, prompts[:4], positions=["t_inst", "last"], progress=False)
 

@@ -21,7 +21,14 @@ from layerguard.version import __version__
 
 if TYPE_CHECKING:
     from layerguard.activations import ActivationSet, HookPoint, capture_activations, residual_hooks
+    from layerguard.activations.interventions import ablate_direction, add_vector, orthogonalize_weights
+    from layerguard.data.builtin import load_builtin
+    from layerguard.data.samples import Sample
+    from layerguard.directions.direction import Direction
+    from layerguard.directions.extract import extract_directions
+    from layerguard.directions.select import select_refusal_direction
     from layerguard.models import LoadedModel, PromptPositions, encode_prompt, load_model
+    from layerguard.models.generate import generate, last_logits
 
 _LAZY = {
     "load_model": "layerguard.models",
@@ -32,10 +39,30 @@ _LAZY = {
     "ActivationSet": "layerguard.activations",
     "HookPoint": "layerguard.activations",
     "residual_hooks": "layerguard.activations",
+    "Direction": "layerguard.directions.direction",
+    "extract_directions": "layerguard.directions.extract",
+    "select_refusal_direction": "layerguard.directions.select",
+    "add_vector": "layerguard.activations.interventions",
+    "ablate_direction": "layerguard.activations.interventions",
+    "orthogonalize_weights": "layerguard.activations.interventions",
+    "generate": "layerguard.models.generate",
+    "last_logits": "layerguard.models.generate",
+    "load_builtin": "layerguard.data.builtin",
+    "Sample": "layerguard.data.samples",
 }
 
 __all__ = [
     "ActivationSet",
+    "Direction",
+    "Sample",
+    "ablate_direction",
+    "add_vector",
+    "extract_directions",
+    "generate",
+    "last_logits",
+    "load_builtin",
+    "orthogonalize_weights",
+    "select_refusal_direction",
     "CorruptModelError",
     "HookPoint",
     "InvalidInputError",

@@ -96,3 +96,12 @@ def test_corrupt_gguf_and_bad_layer(tmp_path: Path, smollm2):
 def test_usage_error_exit_code():
     proc = run("capture", "--bogus-flag")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_public_api_names_resolve():
+    import layerguard
+
+    for name in layerguard.__all__:
+        assert getattr(layerguard, name) is not None, name
+    with pytest.raises(AttributeError):
+        _ = layerguard.no_such_name

@@ -110,7 +110,10 @@ def test_ablation_removes_direction_from_every_block_input(smollm2, dirs):
     seen = []
     ids = torch.tensor([smollm2.encode("How do I kill a Python process?").input_ids])
     points = [HookPoint(i, "resid_pre") for i in range(30)]
-    with ablate_direction(smollm2, v), residual_hooks(smollm2.layers, points, lambda hp, h: seen.append((h @ r) / h.norm(dim=-1))):
+    with (
+        ablate_direction(smollm2, v),
+        residual_hooks(smollm2.layers, points, lambda hp, h: seen.append((h @ r) / h.norm(dim=-1))),
+    ):
         smollm2.model(ids)
     assert len(seen) == 30
     # without ablation this cosine is far from 0 at the middle layers
@@ -192,3 +195,13 @@ def test_stats():
     lo, hi = wilson(5, 10)
     assert 0.23 < lo < 0.24 and 0.76 < hi < 0.77  # known Wilson interval for 5/10
     assert auroc([3, 4], [1, 2]) == 1.0 and auroc([1], [1]) == 0.5 and auroc([1, 2], [2, 3]) == 0.125
+
+
+def test_last_logits_prefix_cache_equals_plain(smollm2, small_sets):
+    prompts = [s.prompt for s in small_sets[0][:6]]
+    plain = last_logits(smollm2, prompts, prefix_cache=False)
+    cached = last_logits(smollm2, prompts)
+    single = torch.cat([last_logits(smollm2, [p], prefix_cache=False) for p in prompts[:2]])
+    scale = plain.abs().max()
+    assert (plain - cached).abs().max() < 1e-4 * scale
+    assert (single - cached[:2]).abs().max() < 1e-4 * scale

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from layerguard.cli.lab import app as lab_app
 from layerguard.errors import InvalidInputError, LayerguardError
 from layerguard.version import __version__
 
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List, install and cache the embedded models.", no_args_is_help=False)
 app.add_typer(models_app, name="models")
+app.add_typer(lab_app, name="lab")
 
 ModelOpt = Annotated[
     str,
@@ -128,7 +130,7 @@ def models_warm(model: ModelOpt = "qwen2.5-coder-0.5b", cache_dir: CacheOpt = No
     """Load a model once so its dequantized weights are cached."""
     from layerguard.models import load_model
 
-    lm = load_model(model, cache_dir=cache_dir, progress=True)
+    lm = load_model(model, cache_dir=cache_dir, progress=None)
     typer.echo(f"{lm.name}: loaded in {lm.load_seconds:.1f}s (from cache: {lm.from_cache})")
 
 
@@ -212,7 +214,7 @@ def capture(
         system=system,
         batch_size=batch_size,
         out_dir=out,
-        progress=True,
+        progress=None,
     )
     meta = json.loads((Path(str(result)) / "meta.json").read_text())
     typer.echo(

@@ -6,6 +6,7 @@ and decoding alike.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +39,18 @@ def encode_many(
     return [lm.encode(c, system=system, find_instruction=False) for c in conversations]
 
 
+def shared_prefix(encoded: Sequence[PromptPositions], min_len: int = 8) -> int:
+    """Length of the token prefix all prompts share (keeping >= 1 own token each); 0 if short."""
+    first = encoded[0].input_ids
+    n = min(p.n_tokens for p in encoded) - 1
+    for p in encoded[1:]:
+        k = 0
+        while k < n and p.input_ids[k] == first[k]:
+            k += 1
+        n = k
+    return n if n >= min_len else 0
+
+
 def last_logits(
     lm: LoadedModel,
     conversations: Sequence[ConversationLike],
@@ -46,22 +59,44 @@ def last_logits(
     batch_size: int = 8,
     progress: bool | None = False,
     desc: str = "scoring",
+    prefix_cache: bool = True,
 ) -> Any:
-    """Next-token logits after each prompt, ``[n, vocab]`` float32."""
+    """Next-token logits after each prompt, ``[n, vocab]`` float32.
+
+    The opening all prompts share (system prompt, role header) is computed once per call,
+    inside whatever interventions are active, and its key/value cache reused.
+    """
+    import copy
+
     import torch
 
     encoded = encode_many(lm, conversations, system)
     out = torch.empty((len(encoded), lm.model.config.vocab_size), dtype=torch.float32)
     order = _order(encoded)
     pad = lm.tokenizer.pad_token_id
+    n_prefix = shared_prefix(encoded) if prefix_cache else 0
+    cache_kw = "cache" if "cache" in inspect.signature(lm.model.forward).parameters else "past_key_values"
+    prefix_kv = None
+    if n_prefix:
+        with torch.inference_mode():
+            res = lm.model(input_ids=torch.tensor([encoded[0].input_ids[:n_prefix]]), use_cache=True, logits_to_keep=1)
+        prefix_kv = res.cache if hasattr(res, "cache") else res.past_key_values
     with progress_bar(total=len(order), desc=desc, unit="prompt", enabled=progress) as bar:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            ids, mask, pos = _left_pad([encoded[r] for r in rows], pad)
+            batch = [encoded[r] for r in rows]
+            if prefix_kv is not None:
+                suffixes = [PromptPositions(p.text, p.input_ids[n_prefix:], None) for p in batch]
+                ids, mask, pos = _left_pad(suffixes, pad)
+                mask = torch.cat([torch.ones((len(rows), n_prefix), dtype=torch.long), mask], dim=1)
+                kv = copy.deepcopy(prefix_kv)
+                kv.batch_repeat_interleave(len(rows))
+                kwargs: dict[str, Any] = {cache_kw: kv, "use_cache": True, "position_ids": pos + n_prefix}
+            else:
+                ids, mask, pos = _left_pad(batch, pad)
+                kwargs = {"use_cache": False, "position_ids": pos}
             with torch.inference_mode():
-                logits = lm.model(
-                    input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, logits_to_keep=1
-                ).logits
+                logits = lm.model(input_ids=ids, attention_mask=mask, logits_to_keep=1, **kwargs).logits
             out[torch.tensor(rows)] = logits[:, -1].float()
             bar.update(len(rows))
     return out

@@ -1,0 +1,209 @@
+"""``layerguard lab``: extract, select, steer, ablate, export and the full study."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from layerguard.errors import InvalidInputError
+
+app = typer.Typer(help="Read the model: harmfulness and refusal directions, steering, ablation.", no_args_is_help=True)
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="Embedded name, GGUF file, Hugging Face directory or hub id.")
+]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Prompts per forward pass.")]
+
+
+def _load(model: str) -> Any:
+    from layerguard.models import load_model
+
+    return load_model(model)
+
+
+def _samples(spec: str) -> list[Any]:
+    from layerguard.data.loaders import load_dataset
+
+    return load_dataset(spec)
+
+
+@app.command()
+def extract(
+    out: Annotated[Path, typer.Option("--out", "-o", help="New directory for the direction files.")],
+    model: ModelOpt = "qwen2.5-coder-0.5b",
+    harmful: Annotated[str, typer.Option(help="Dataset spec of harmful prompts.")] = "builtin:harmful:train",
+    harmless: Annotated[str, typer.Option(help="Dataset spec of matched harmless prompts.")] = "builtin:harmless:train",
+    batch_size: BatchOpt = 8,
+) -> None:
+    """Difference-in-means directions at every layer: harmfulness (t_inst) and refusal candidates (post-inst)."""
+    from layerguard.data.loaders import assert_not_held_out
+    from layerguard.directions.extract import extract_directions
+
+    h, b = _samples(harmful), _samples(harmless)
+    assert_not_held_out(h + b, "extracting directions")
+    if out.exists() and any(out.glob("*.safetensors")):
+        raise InvalidInputError(f"{out} already holds directions", hint="choose a new --out directory")
+    lm = _load(model)
+    dirs = extract_directions(lm, h, b, batch_size=batch_size, progress=None)
+    for key, d in dirs.items():
+        d.save(out / key.replace("@", "_at_").replace("[", "_").replace("]", ""))
+    typer.echo(f"wrote {len(dirs)} directions ({', '.join(dirs)}) to {out}")
+
+
+@app.command()
+def study(
+    out: Annotated[Path, typer.Option("--out", "-o", help="New directory for results, directions and figures.")],
+    model: ModelOpt = "qwen2.5-coder-0.5b",
+    n_select: Annotated[int, typer.Option(min=2, help="Validation prompts per side for selection.")] = 16,
+    n_eval: Annotated[int, typer.Option(min=2, help="Validation prompts per side for the causal tests.")] = 72,
+    layers: Annotated[str, typer.Option(help="Layers to try in selection: 'auto' or comma-separated.")] = "auto",
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 48,
+    batch_size: BatchOpt = 8,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Reproduce the harmfulness-vs-refusal findings on a model (results.json, PNGs, summary.md)."""
+    from layerguard.lab.study import StudyConfig, run_study
+
+    cfg = StudyConfig(
+        n_select=n_select,
+        n_eval=n_eval,
+        select_layers=None if layers == "auto" else _ints(layers),
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        seed=seed,
+    )
+    if (out / "results.json").exists():
+        raise InvalidInputError(f"{out} already holds study results", hint="choose a new --out directory")
+    lm = _load(model)
+    run_study(lm, out, cfg, progress=None, log=lambda m: typer.echo(m, err=True))
+    typer.echo((out / "summary.md").read_text())
+
+
+@app.command("select")
+def select_cmd(
+    directions: Annotated[Path, typer.Option("--directions", "-d", help="Directory written by `lab extract`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Path (without suffix) for the chosen direction.")],
+    model: ModelOpt = "qwen2.5-coder-0.5b",
+    harmful: Annotated[str, typer.Option(help="Harmful validation prompts.")] = "builtin:harmful:val",
+    harmless: Annotated[str, typer.Option(help="Harmless validation prompts.")] = "builtin:harmless:val",
+    n: Annotated[int, typer.Option(min=2, help="Prompts per side.")] = 16,
+    layers: Annotated[str, typer.Option(help="'auto' or comma-separated layers.")] = "auto",
+    batch_size: BatchOpt = 8,
+) -> None:
+    """Score every refusal candidate (bypass, induce, KL) and save the chosen one."""
+    from layerguard.data.loaders import assert_not_held_out
+    from layerguard.directions.direction import Direction
+    from layerguard.directions.refusal import derive_refusal_tokens
+    from layerguard.directions.select import select_refusal_direction
+
+    h, b = _samples(harmful)[:n], _samples(harmless)[:n]
+    assert_not_held_out(h + b, "selecting a direction")
+    files = sorted(directions.glob("refusal_at_*.safetensors"))
+    if not files:
+        raise InvalidInputError(f"no refusal candidates in {directions}", hint="run `layerguard lab extract` first")
+    lm = _load(model)
+    cands = {f"refusal@{d.position}": d for d in (Direction.load(f, model=lm) for f in files)}
+    train = _samples("builtin:harmful:train")[:64] + _samples("builtin:harmless:train")[:32]
+    tokens = derive_refusal_tokens(lm, [s.prompt for s in train], progress=None)
+    sel = select_refusal_direction(
+        lm,
+        cands,
+        [s.prompt for s in h],
+        [s.prompt for s in b],
+        tokens,
+        layers=None if layers == "auto" else _ints(layers),
+        batch_size=batch_size,
+        progress=None,
+    )
+    sel.direction.save(out)
+    Path(str(out) + ".selection.json").write_text(
+        json.dumps(
+            {
+                "explanation": sel.explanation,
+                "baseline": sel.baseline,
+                "candidates": [c.as_dict() for c in sel.candidates],
+                "tokens": list(tokens.strings),
+            },
+            indent=2,
+        )
+    )
+    typer.echo(sel.explanation)
+
+
+def _direction(path: Path, lm: Any, layer: int | None) -> Any:
+    from layerguard.directions.direction import Direction
+
+    d = Direction.load(path, model=lm)
+    return d.with_layer(layer) if layer is not None else d
+
+
+@app.command()
+def steer(
+    direction: Annotated[Path, typer.Option("--direction", "-d", help="A direction file.")],
+    prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="Prompt(s) to answer.")],
+    model: ModelOpt = "qwen2.5-coder-0.5b",
+    layer: Annotated[int | None, typer.Option(help="Layer (default: the direction's selected layer).")] = None,
+    alpha: Annotated[float, typer.Option(help="Multiple of the direction vector to add.")] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 64,
+) -> None:
+    """Answer prompts with and without adding the direction at one layer."""
+    from layerguard.activations.interventions import add_vector
+    from layerguard.models.generate import generate
+
+    lm = _load(model)
+    d = _direction(direction, lm, layer)
+    assert d.layer is not None
+    base = generate(lm, prompt, max_new_tokens=max_new_tokens)
+    with add_vector(lm, d.at(), d.layer, alpha):
+        steered = generate(lm, prompt, max_new_tokens=max_new_tokens)
+    for p, a, s in zip(prompt, base, steered, strict=True):
+        typer.echo(json.dumps({"prompt": p, "baseline": a, f"steered(alpha={alpha}, layer={d.layer})": s}, indent=2))
+
+
+@app.command()
+def ablate(
+    direction: Annotated[Path, typer.Option("--direction", "-d", help="A direction file.")],
+    prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="Prompt(s) to answer.")],
+    model: ModelOpt = "qwen2.5-coder-0.5b",
+    layer: Annotated[int | None, typer.Option(help="Layer whose vector is ablated (default: selected).")] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 64,
+) -> None:
+    """Answer prompts with and without ablating the direction from every residual write."""
+    from layerguard.activations.interventions import ablate_direction
+    from layerguard.models.generate import generate
+
+    lm = _load(model)
+    d = _direction(direction, lm, layer)
+    base = generate(lm, prompt, max_new_tokens=max_new_tokens)
+    with ablate_direction(lm, d.at()):
+        ablated = generate(lm, prompt, max_new_tokens=max_new_tokens)
+    for p, a, s in zip(prompt, base, ablated, strict=True):
+        typer.echo(json.dumps({"prompt": p, "baseline": a, "ablated": s}, indent=2))
+
+
+@app.command()
+def export(
+    direction: Annotated[Path, typer.Option("--direction", "-d", help="A direction file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New directory for the orthogonalized model.")],
+    model: ModelOpt = "qwen2.5-coder-0.5b",
+    layer: Annotated[int | None, typer.Option(help="Layer whose vector is removed (default: selected).")] = None,
+) -> None:
+    """Fold the ablation into the weights and write a new Hugging Face model directory."""
+    from layerguard.activations.interventions import export_model, orthogonalize_weights
+
+    if out.exists() and any(out.iterdir()):
+        raise InvalidInputError(f"{out} is not empty", hint="choose a new directory; nothing was overwritten")
+    lm = _load(model)
+    d = _direction(direction, lm, layer)
+    export_model(orthogonalize_weights(lm, d.at()), out)
+    typer.echo(f"wrote the orthogonalized model to {out} (load it with --model {out})")
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InvalidInputError(f"expected comma-separated integers, got {text!r}") from None

@@ -1,0 +1,1 @@
+"""The lab's end-to-end study: reproduce the harmfulness-vs-refusal findings on a model."""
