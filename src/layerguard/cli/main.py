@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from layerguard.cli.guard import app as guard_app
 from layerguard.cli.lab import app as lab_app
 from layerguard.errors import InvalidInputError, LayerguardError
 from layerguard.version import __version__
@@ -29,6 +30,7 @@ app = typer.Typer(
 models_app = typer.Typer(help="List, install and cache the embedded models.", no_args_is_help=False)
 app.add_typer(models_app, name="models")
 app.add_typer(lab_app, name="lab")
+app.add_typer(guard_app, name="guard")
 
 ModelOpt = Annotated[
     str,

@@ -1,0 +1,192 @@
+"""``layerguard guard``: build, score and evaluate guards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from layerguard.errors import InvalidInputError
+
+app = typer.Typer(help="Defend: build a layered guard, score prompts, evaluate rings.", no_args_is_help=True)
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="Embedded name, GGUF file, Hugging Face directory or hub id.")
+]
+
+
+@app.command()
+def build(
+    out: Annotated[Path, typer.Option("--out", "-o", help="New directory for guard.yaml and artefacts.")],
+    model: ModelOpt = "qwen2.5-coder-0.5b",
+    harmful: Annotated[str, typer.Option(help="Harmful training prompts (dataset spec).")] = "builtin:harmful:train",
+    benign: Annotated[
+        list[str] | None, typer.Option(help="Benign training prompts (repeatable; default harmless + borderline).")
+    ] = None,
+    target_fpr: Annotated[float, typer.Option(help="False-positive rate allowed on benign training prompts.")] = 0.05,
+    category_fpr: Annotated[
+        list[str] | None, typer.Option(help="Per-category target, e.g. S11_suicide_self_harm=0.01 (repeatable).")
+    ] = None,
+    variant: Annotated[str, typer.Option(help="Latent ring variant: centroid or probe.")] = "centroid",
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    seed: Annotated[int, typer.Option()] = 0,
+    output_monitor: Annotated[
+        bool, typer.Option("--output-monitor/--no-output-monitor", help="Also train the output monitor.")
+    ] = True,
+) -> None:
+    """Build and calibrate a guard on the project's own sets (never on held-out benchmarks)."""
+    from layerguard.data.loaders import load_dataset
+    from layerguard.guard.build import build_guard
+    from layerguard.models import load_model
+
+    if variant not in ("centroid", "probe"):
+        raise InvalidInputError(f"unknown variant {variant!r}", hint="use centroid or probe")
+    cat_fpr = {}
+    for item in category_fpr or []:
+        key, _, value = item.partition("=")
+        try:
+            cat_fpr[key] = float(value)
+        except ValueError:
+            raise InvalidInputError(f"--category-fpr expects CATEGORY=RATE, got {item!r}") from None
+    h = load_dataset(harmful)
+    b = [s for spec in (benign or ["builtin:harmless:train", "builtin:borderline:train"]) for s in load_dataset(spec)]
+    lm = load_model(model)
+    path = build_guard(
+        lm,
+        out,
+        harmful=h,
+        benign=b,
+        target_fpr=target_fpr,
+        category_fpr=cat_fpr,
+        variant=variant,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        seed=seed,
+        log=lambda m: typer.echo(m, err=True),
+    )
+    typer.echo(f"wrote {path}")
+
+
+def _exchanges(path: Path) -> list[tuple[str, Any]]:
+    from layerguard.guard.types import Exchange, Message
+
+    if not path.is_file():
+        raise InvalidInputError(f"input file {path} does not exist")
+    out = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise InvalidInputError(f"{path}:{lineno}: expected an object")
+        if isinstance(row.get("prompt"), str):
+            ex = Exchange.from_prompt(row["prompt"])
+        elif isinstance(row.get("messages"), list):
+            try:
+                ex = Exchange(messages=[Message.model_validate(m) for m in row["messages"]])
+            except Exception as exc:
+                raise InvalidInputError(f"{path}:{lineno}: bad messages: {exc}") from None
+        else:
+            raise InvalidInputError(f"{path}:{lineno}: needs 'prompt' (string) or 'messages' (list)")
+        out.append((str(row.get("id", f"{path.stem}-{lineno}")), ex))
+    if not out:
+        raise InvalidInputError(f"{path} holds no prompts")
+    return out
+
+
+@app.command()
+def score(
+    guard: Annotated[Path, typer.Option("--guard", "-g", help="guard.yaml written by `guard build`.")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="JSONL: prompt or messages, optional id.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSONL output (default stdout).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model (default: the guard's).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+) -> None:
+    """Score prompts: one line per input with id, decision, score, category and per-ring scores."""
+    from layerguard.guard.build import load_guard
+    from layerguard.guard.config import GuardConfig
+    from layerguard.guard.rings.latent import LatentRing, latent_states
+    from layerguard.models import load_model
+
+    rows = _exchanges(input)
+    cfg = GuardConfig.load(guard)
+    lm = load_model(model or cfg.model.name)
+    g = load_guard(guard, lm)
+    latent = [r for r in g.rings if isinstance(r, LatentRing)]
+    if latent:
+        states = latent_states(lm, [ex for _, ex in rows], [r.model.layer for r in latent], batch_size=batch_size)
+        for (_, ex), st in zip(rows, states, strict=True):
+            ex.activations = st
+    lines = []
+    for rid, ex in rows:
+        v = g.check(ex)
+        lines.append(
+            json.dumps(
+                {
+                    "id": rid,
+                    "decision": v.decision,
+                    "score": round(v.score, 6),
+                    "category": v.category,
+                    "rings": {k: round(s, 6) for k, s in v.ring_scores.items()},
+                }
+            )
+        )
+    text = "\n".join(lines) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(f"scored {len(lines)} prompts -> {output}", err=True)
+
+
+@app.command("eval")
+def eval_cmd(
+    guard: Annotated[Path, typer.Option("--guard", "-g", help="guard.yaml written by `guard build`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New directory for eval.json and eval.md.")],
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model (default: the guard's).")] = None,
+    wrappers: Annotated[str, typer.Option(help="Comma-separated attacks wrapping the prompts.")] = (
+        "roleplay,dan,base64,forged_turns"
+    ),
+    no_harmbench: Annotated[bool, typer.Option("--no-harmbench", help="Skip HarmBench val.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+) -> None:
+    """Measure each ring alone and stacked, against baselines, on plain and wrapped validation prompts."""
+    from layerguard.data.builtin import load_builtin
+    from layerguard.directions.refusal import derive_refusal_tokens
+    from layerguard.guard.build import load_guard
+    from layerguard.guard.config import GuardConfig
+    from layerguard.guard.evaluate import evaluate_guard, markdown_table
+    from layerguard.guard.rings.keyword import KeywordRing
+    from layerguard.models import load_model
+
+    if (out / "eval.json").exists():
+        raise InvalidInputError(f"{out} already holds an evaluation", hint="choose a new --out directory")
+    cfg = GuardConfig.load(guard)
+    lm = load_model(model or cfg.model.name)
+    g = load_guard(guard, lm)
+    rings: dict[str, Any] = {r.name: r for r in g.rings}
+    rings["keyword"] = KeywordRing()
+    train = load_builtin("harmful", "train")[:64] + load_builtin("harmless", "train")[:32]
+    typer.echo("deriving the model's refusal tokens for the refusal baseline ...", err=True)
+    tokens = derive_refusal_tokens(lm, [s.prompt for s in train])
+    result = evaluate_guard(
+        lm,
+        rings,
+        target_fpr=float(cfg.build.get("target_fpr", 0.05)),
+        wrappers=[w for w in wrappers.split(",") if w],
+        include_harmbench=not no_harmbench,
+        refusal_tokens=tokens,
+        batch_size=batch_size,
+    )
+    result["guard"] = str(guard)
+    result["model"] = lm.model_id
+    result["refusal_tokens"] = list(tokens.strings)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(result, indent=2, default=float))
+    table = markdown_table(result)
+    (out / "eval.md").write_text(table)
+    typer.echo(table)

@@ -1,0 +1,1 @@
+"""The guard: rings, pipeline, calibration, config."""

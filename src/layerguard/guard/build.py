@@ -1,0 +1,292 @@
+"""Building, calibrating and loading a guard.
+
+``build_guard`` fits the latent ring on the project's own training sets (harmful vs
+harmless + borderline-benign), picks its layer by held-out AUROC inside the training
+split, calibrates thresholds to a target false-positive rate on benign training prompts
+(per category when asked), and writes ``guard.yaml`` plus artefacts. HarmBench test and
+StrongREJECT are never touched: any held-out sample passed in is refused.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from layerguard.data.loaders import assert_not_held_out
+from layerguard.data.samples import Sample
+from layerguard.errors import InvalidInputError
+from layerguard.guard.calibration import threshold_for_fpr
+from layerguard.guard.config import GuardConfig, ModelRef, RingConfig
+from layerguard.guard.pipeline import Guard
+from layerguard.guard.probe import LogisticProbe
+from layerguard.guard.rings.latent import LatentGuardModel, LatentRing, Variant
+from layerguard.guard.types import Ring
+from layerguard.stats import auroc
+from layerguard.version import __version__
+
+
+def _states(lm: Any, samples: Sequence[Sample], layers: list[int], batch_size: int, progress: bool | None) -> Any:
+    """``[n, len(layers), d]`` residual stream at t_inst."""
+    import torch
+
+    from layerguard.activations.capture import capture_activations
+    from layerguard.activations.store import ActivationSet
+
+    acts = capture_activations(
+        lm,
+        [s.conversation() for s in samples],
+        layers=layers,
+        positions=["t_inst"],
+        batch_size=batch_size,
+        progress=progress,
+    )
+    assert isinstance(acts, ActivationSet)
+    return torch.stack([acts.at(f"blocks.{layer}.resid_pre", "t_inst") for layer in layers], dim=1)
+
+
+def fit_latent(x_pos: Any, x_neg: Any, variant: Variant, l2: float = 1e-2) -> tuple[Any, LogisticProbe]:
+    """Centroid direction and scorer for states ``[n, d]`` of harmful (pos) and benign (neg) prompts."""
+    import torch
+
+    direction = x_pos.float().mean(0) - x_neg.float().mean(0)
+    direction = direction / direction.norm().clamp(min=1e-12)
+    x = torch.cat([x_pos, x_neg]).float()
+    y = torch.cat([torch.ones(len(x_pos)), torch.zeros(len(x_neg))])
+    feats = (x @ direction).unsqueeze(-1) if variant == "centroid" else x
+    return direction, LogisticProbe.fit(feats, y, l2=l2)
+
+
+def build_guard(
+    lm: Any,
+    out_dir: str | Path,
+    *,
+    harmful: Sequence[Sample],
+    benign: Sequence[Sample],
+    target_fpr: float = 0.05,
+    category_fpr: dict[str, float] | None = None,
+    variant: Variant = "centroid",
+    layers: Sequence[int] | None = None,
+    batch_size: int = 8,
+    seed: int = 0,
+    progress: bool | None = None,
+    log: Callable[[str], None] = lambda m: None,
+    output_monitor: bool = False,
+    monitor_prompts: int = 64,
+) -> Path:
+    """Fit and calibrate a guard for ``lm`` and write ``out_dir/guard.yaml``.
+
+    Args:
+        lm: The served model (a LoadedModel).
+        out_dir: New directory for ``guard.yaml`` and artefacts.
+        harmful: Training prompts the guard must flag.
+        benign: Training prompts it must let through: harmless and borderline-benign.
+        target_fpr: False-positive rate allowed on benign training prompts.
+        category_fpr: Per-category targets (category name -> FPR); benign prompts are
+            grouped by the hazard category they resemble.
+        variant: ``centroid`` (training-free direction + 1-D logistic) or ``probe``.
+        layers: Candidate layers (default: 25%..85% of depth).
+        batch_size: Prompts per forward pass.
+        seed: Seed of the inner train/holdout split used to choose the layer.
+        progress: Show progress bars.
+        log: Receives progress messages.
+        output_monitor: Also train the output monitor on the model's own answers.
+        monitor_prompts: Harmful prompts answered to train it (and half as many benign).
+
+    Raises:
+        InvalidInputError: held-out samples, too little data, or an existing guard in out_dir.
+    """
+    import torch
+
+    out = Path(out_dir)
+    if (out / "guard.yaml").exists():
+        raise InvalidInputError(f"{out} already holds a guard", hint="choose a new --out directory")
+    assert_not_held_out([*harmful, *benign], "building a guard")
+    if len(harmful) < 8 or len(benign) < 8:
+        raise InvalidInputError("building a guard needs at least 8 harmful and 8 benign training prompts")
+    t0 = time.time()
+    n = lm.n_layers
+    cand = list(layers) if layers is not None else list(range(max(1, n // 4), max(2, int(0.85 * n))))
+    log(f"capturing t_inst at layers {cand[0]}..{cand[-1]} for {len(harmful)} harmful + {len(benign)} benign prompts")
+    x_pos = _states(lm, harmful, cand, batch_size, progress)
+    x_neg = _states(lm, benign, cand, batch_size, progress)
+
+    rng = random.Random(seed)
+    idx_p, idx_n = list(range(len(harmful))), list(range(len(benign)))
+    rng.shuffle(idx_p)
+    rng.shuffle(idx_n)
+    cut_p, cut_n = int(0.7 * len(idx_p)), int(0.7 * len(idx_n))
+    layer_auroc: dict[int, float] = {}
+    for j, layer in enumerate(cand):
+        d, scorer = fit_latent(x_pos[idx_p[:cut_p], j], x_neg[idx_n[:cut_n], j], variant)
+        model = LatentGuardModel(layer, variant, d, scorer, 0.5)
+        sp = model.score(x_pos[idx_p[cut_p:], j]).tolist()
+        sn = model.score(x_neg[idx_n[cut_n:], j]).tolist()
+        layer_auroc[layer] = auroc(sp, sn)
+    best = max(cand, key=lambda layer: layer_auroc[layer])
+    j = cand.index(best)
+    log(f"layer {best}: inner-holdout AUROC {layer_auroc[best]:.3f}")
+
+    direction, scorer = fit_latent(x_pos[:, j], x_neg[:, j], variant)
+    model = LatentGuardModel(best, variant, direction, scorer, 0.5)
+    benign_scores = model.score(x_neg[:, j]).tolist()
+    threshold = threshold_for_fpr(benign_scores, target_fpr)
+
+    mean_neg = x_neg[:, j].float().mean(0)
+    cats = sorted({s.category for s in harmful})
+    centroids = {}
+    for c in cats:
+        rows = [i for i, s in enumerate(harmful) if s.category == c]
+        v = x_pos[rows, j].float().mean(0) - mean_neg
+        centroids[c] = v / v.norm().clamp(min=1e-12)
+    model.category_centroids = centroids
+    cat_thresholds: dict[str, float] = {}
+    for c, fpr in (category_fpr or {}).items():
+        if c not in centroids:
+            raise InvalidInputError(f"unknown category {c!r} in category_fpr", hint=f"categories: {', '.join(cats)}")
+        rows = [i for i, s in enumerate(benign) if s.category.removeprefix("benign_") == c]
+        if not rows:
+            raise InvalidInputError(f"no benign prompts of category {c!r} to calibrate on")
+        cat_thresholds[c] = threshold_for_fpr([benign_scores[i] for i in rows], fpr)
+    model.threshold = threshold
+    model.category_thresholds = cat_thresholds
+    model.model_id, model.weights_sha256, model.template_sha256 = lm.model_id, lm.weights_sha256, lm.template_hash
+    pos_scores = model.score(x_pos[:, j]).tolist()
+    stats = {
+        "layer_auroc_inner_holdout": layer_auroc,
+        "layer": best,
+        "threshold": threshold,
+        "train_tpr": sum(s >= threshold for s in pos_scores) / len(pos_scores),
+        "train_fpr": sum(s >= threshold for s in benign_scores) / len(benign_scores),
+        "n_harmful": len(harmful),
+        "n_benign": len(benign),
+        "target_fpr": target_fpr,
+        "category_fpr": category_fpr or {},
+        "variant": variant,
+        "seed": seed,
+        "layerguard_version": __version__,
+        "duration_s": round(time.time() - t0, 1),
+        "sources": sorted({s.source for s in [*harmful, *benign]}),
+    }
+    model.meta = stats
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "latent")
+    torch.manual_seed(seed)
+    rings = [RingConfig(name="decode"), RingConfig(name="latent", params={"path": "latent"})]
+    if output_monitor:
+        from layerguard.guard.rings.output_monitor import build_output_monitor
+
+        log(f"training the output monitor on answers to {monitor_prompts} harmful prompts")
+        benign_plain = [s for s in benign if s.label == "harmless"] or list(benign)
+        mon = build_output_monitor(
+            lm,
+            [s.conversation() for s in harmful[:monitor_prompts]],
+            [s.conversation() for s in benign_plain[: monitor_prompts // 2]],
+            target_fpr=target_fpr,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        mon.save(out / "output_monitor")
+        stats["output_monitor"] = {"layer": mon.layer, "threshold": mon.threshold, **mon.meta}
+        rings.append(RingConfig(name="output_monitor", params={"path": "output_monitor"}))
+    cfg = GuardConfig(
+        model=ModelRef(name=lm.name, weights_sha256=lm.weights_sha256, template_sha256=lm.template_hash),
+        rings=rings,
+        build=stats,
+    )
+    cfg.save(out / "guard.yaml")
+    return out / "guard.yaml"
+
+
+def _ring_factories() -> dict[str, Callable[[dict[str, Any], Path, Any], Ring]]:
+    def decode(params: dict[str, Any], base: Path, lm: Any) -> Ring:
+        from layerguard.guard.rings.decode import DecodeRing
+
+        return DecodeRing(**params)
+
+    def latent(params: dict[str, Any], base: Path, lm: Any) -> Ring:
+        return LatentRing(LatentGuardModel.load(base / params.get("path", "latent")), lm=lm)
+
+    def tool_gate(params: dict[str, Any], base: Path, lm: Any) -> Ring:
+        from layerguard.guard.rings.tool_gate import ToolGateRing, ToolPolicy
+
+        policy = Path(params["policy"])
+        return ToolGateRing(ToolPolicy.from_yaml(policy if policy.is_absolute() else base / policy))
+
+    def output_monitor(params: dict[str, Any], base: Path, lm: Any) -> Ring:
+        from layerguard.guard.rings.output_monitor import OutputMonitor, OutputMonitorRing
+
+        if lm is None:
+            raise InvalidInputError("the output monitor needs the local model", hint="serve with the local backend")
+        return OutputMonitorRing(OutputMonitor.load(base / params.get("path", "output_monitor")), lm)
+
+    def classifier(params: dict[str, Any], base: Path, lm: Any) -> Ring:
+        from layerguard.guard.rings.classifier import ClassifierModel, ClassifierRing, Constitution
+
+        return ClassifierRing(
+            ClassifierModel.load(base / params.get("path", "classifier")), Constitution.load(params.get("constitution"))
+        )
+
+    def keyword(params: dict[str, Any], base: Path, lm: Any) -> Ring:
+        from layerguard.guard.rings.keyword import KeywordRing
+
+        return KeywordRing(**params)
+
+    return {
+        "decode": decode,
+        "latent": latent,
+        "tool_gate": tool_gate,
+        "output_monitor": output_monitor,
+        "classifier": classifier,
+        "keyword": keyword,
+    }
+
+
+# rings that read the served model's hidden states: off with a text-only (upstream) backend
+LATENT_RINGS = ("latent", "output_monitor")
+
+
+def local_backend_for(guard: Guard, lm: Any) -> Any:
+    """A LocalBackend that captures what the guard's latent rings read and runs its output monitor."""
+    from layerguard.guard.local_backend import LocalBackend
+    from layerguard.guard.rings.output_monitor import OutputMonitorRing
+
+    layers = [r.model.layer for r in guard.rings if isinstance(r, LatentRing)]
+    monitor = next((r.monitor for r in guard.rings if isinstance(r, OutputMonitorRing)), None)
+    return LocalBackend(lm, layers=layers, monitor=monitor)
+
+
+def load_guard(path: str | Path, lm: Any | None = None, *, text_only: bool = False) -> Guard:
+    """Load ``guard.yaml`` into a :class:`Guard`.
+
+    Args:
+        path: The guard config.
+        lm: The served model; required for latent rings unless activations come with each exchange.
+        text_only: Upstream backend: rings that need activations are skipped and listed
+            as unavailable in every verdict.
+
+    Raises:
+        InvalidInputError: unknown ring names, or a guard built for another model.
+    """
+    cfg = GuardConfig.load(path)
+    base = Path(path).parent
+    if lm is not None and lm.weights_sha256 != cfg.model.weights_sha256:
+        raise InvalidInputError(
+            f"guard {path} was built for {cfg.model.name}@{cfg.model.weights_sha256[:12]}, not {lm.model_id}",
+            hint="build a guard for this model: layerguard guard build --model ...",
+        )
+    factories = _ring_factories()
+    rings: list[Ring] = []
+    unavailable: list[str] = []
+    for rc in cfg.rings:
+        if rc.name not in factories:
+            raise InvalidInputError(f"{path}: unknown ring {rc.name!r}", hint=f"rings: {', '.join(factories)}")
+        if not rc.enabled:
+            continue
+        if text_only and rc.name in LATENT_RINGS:
+            unavailable.append(rc.name)
+            continue
+        rings.append(factories[rc.name](rc.params, base, lm))
+    return Guard(rings, stop_early=cfg.stop_early, unavailable=unavailable)

@@ -1,0 +1,1 @@
+"""Guard rings: decode, latent, tool_gate (classifier, output monitor and conversation to come)."""

@@ -1,0 +1,109 @@
+"""A keyword filter: the simplest text ring, kept as a baseline to beat.
+
+It flags text containing words typical of harmful requests. It is what pattern-matching
+guards do, and why an encoding or a paraphrase walks straight past them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+
+from layerguard.guard.types import Decision, Exchange, RingVerdict
+
+DEFAULT_TERMS = (
+    "bomb",
+    "explosive",
+    "detonat",
+    "nerve agent",
+    "sarin",
+    "anthrax",
+    "bioweapon",
+    "ricin",
+    "toxin",
+    "poison",
+    "kill",
+    "murder",
+    "assassinat",
+    "shoot",
+    "stab",
+    "kidnap",
+    "torture",
+    "weapon",
+    "gun",
+    "ghost gun",
+    "untraceable",
+    "meth",
+    "fentanyl",
+    "cocaine",
+    "heroin",
+    "hack",
+    "malware",
+    "ransomware",
+    "keylogger",
+    "phishing",
+    "exploit",
+    "ddos",
+    "botnet",
+    "backdoor",
+    "steal",
+    "launder",
+    "counterfeit",
+    "fraud",
+    "scam",
+    "blackmail",
+    "extort",
+    "bribe",
+    "suicide",
+    "self-harm",
+    "cut myself",
+    "overdose",
+    "dox",
+    "stalk",
+    "home address",
+    "social security number",
+    "racist",
+    "inferior race",
+    "slur",
+    "genocide",
+    "rig the election",
+    "voter suppression",
+    "fake ballots",
+    "pirate",
+    "crack the license",
+    "bypass drm",
+    "explicit sex",
+    "erotic",
+    "porn",
+)
+
+
+class KeywordRing:
+    """Flags texts (raw and decoded) that contain any listed term (case-insensitive, word-start match)."""
+
+    name = "keyword"
+    needs_activations = False
+
+    def __init__(self, terms: Sequence[str] = DEFAULT_TERMS, block: bool = True) -> None:
+        self.terms = tuple(terms)
+        self.block = block
+        self._re = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in self.terms) + ")", re.IGNORECASE)
+
+    def matches(self, text: str) -> list[str]:
+        """Terms found in a text."""
+        return sorted({m.group(0).lower() for m in self._re.finditer(text[:200_000])})
+
+    def check(self, exchange: Exchange) -> RingVerdict:
+        """Score 1 when any text matches, else 0."""
+        t0 = time.perf_counter()
+        found = sorted({m for t in exchange.texts() for m in self.matches(t)})
+        decision: Decision = "block" if found and self.block else "allow"
+        return RingVerdict(
+            ring=self.name,
+            score=1.0 if found else 0.0,
+            decision=decision,
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            explanation=f"matched {found}" if found else "no listed term",
+            details={"terms": found},
+        )

@@ -1,0 +1,214 @@
+"""Latent guard: the served model's own harmfulness representation as a detector.
+
+The harmfulness direction read at ``t_inst`` separates harmful from harmless requests
+even when a jailbreak suppresses the refusal. This ring reads the residual stream of the
+forward pass that serves the request (``Exchange.activations``), so it adds no model
+call of its own; given only text, it runs one forward pass through the local model.
+
+Two variants:
+- ``centroid`` (training-free): project onto the difference of the harmful and harmless
+  centroids and map through a 1-D logistic fitted on calibration prompts;
+- ``probe``: a logistic-regression probe on the full hidden state.
+Per-category scores compare the state with each harm category's centroid.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from layerguard.errors import InvalidInputError
+from layerguard.guard.probe import LogisticProbe
+from layerguard.guard.types import Decision, Exchange, RingVerdict
+
+Variant = Literal["centroid", "probe"]
+
+
+def hook_name(layer: int) -> str:
+    """Activation key the ring reads: the stream entering ``layer`` at ``t_inst``."""
+    return f"blocks.{layer}.resid_pre@t_inst"
+
+
+@dataclass
+class LatentGuardModel:
+    """The fitted artefacts of a latent ring."""
+
+    layer: int
+    variant: Variant
+    direction: Any  # [d] unit vector (harmful centroid - harmless centroid)
+    scorer: LogisticProbe  # on the 1-D projection (centroid) or on the full state (probe)
+    threshold: float
+    category_centroids: dict[str, Any] = field(default_factory=dict)  # category -> [d] unit vector
+    category_thresholds: dict[str, float] = field(default_factory=dict)
+    model_id: str = ""
+    weights_sha256: str = ""
+    template_sha256: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def features(self, h: Any) -> Any:
+        """``[n, k]`` features from hidden states ``[n, d]``."""
+        if self.variant == "centroid":
+            return (h.float() @ self.direction).unsqueeze(-1)
+        return h.float()
+
+    def score(self, h: Any) -> Any:
+        """Probability of harm ``[n]`` for hidden states ``[n, d]``."""
+        return self.scorer.predict(self.features(h))
+
+    def categories(self, h: Any) -> Any:
+        """Cosine ``[n, n_categories]`` of each state with each category centroid."""
+        import torch
+
+        if not self.category_centroids:
+            return torch.zeros((h.shape[0], 0))
+        cents = torch.stack(list(self.category_centroids.values()))
+        return torch.nn.functional.normalize(h.float(), dim=-1) @ cents.T
+
+    def save(self, directory: Path) -> None:
+        """Write ``latent.safetensors`` and ``latent.json``."""
+        from safetensors.torch import save_file
+
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {"direction": self.direction.contiguous()}
+        tensors.update({f"scorer.{k}": v.contiguous() for k, v in self.scorer.state().items()})
+        tensors.update({f"category.{k}": v.contiguous() for k, v in self.category_centroids.items()})
+        save_file(tensors, str(directory / "latent.safetensors"))
+        meta = {
+            "layer": self.layer,
+            "variant": self.variant,
+            "threshold": self.threshold,
+            "categories": list(self.category_centroids),
+            "category_thresholds": self.category_thresholds,
+            "model_id": self.model_id,
+            "weights_sha256": self.weights_sha256,
+            "template_sha256": self.template_sha256,
+            "meta": self.meta,
+        }
+        (directory / "latent.json").write_text(json.dumps(meta, indent=2, default=float))
+
+    @classmethod
+    def load(cls, directory: Path) -> LatentGuardModel:
+        """Read what :meth:`save` wrote."""
+        from safetensors.torch import load_file
+
+        meta_path = directory / "latent.json"
+        if not meta_path.is_file():
+            raise InvalidInputError(
+                f"{directory} holds no latent guard (latent.json)", hint="run `layerguard guard build`"
+            )
+        meta = json.loads(meta_path.read_text())
+        t = load_file(str(directory / "latent.safetensors"))
+        scorer = LogisticProbe.from_state({k[7:]: v for k, v in t.items() if k.startswith("scorer.")})
+        return cls(
+            layer=meta["layer"],
+            variant=meta["variant"],
+            direction=t["direction"],
+            scorer=scorer,
+            threshold=meta["threshold"],
+            category_centroids={c: t[f"category.{c}"] for c in meta["categories"]},
+            category_thresholds=meta.get("category_thresholds", {}),
+            model_id=meta["model_id"],
+            weights_sha256=meta["weights_sha256"],
+            template_sha256=meta["template_sha256"],
+            meta=meta.get("meta", {}),
+        )
+
+
+class LatentRing:
+    """Ring reading the harmfulness representation at ``t_inst``.
+
+    Args:
+        model: The fitted artefacts.
+        lm: Optional LoadedModel used to compute activations when the exchange has none.
+    """
+
+    name = "latent"
+    needs_activations = True
+
+    def __init__(self, model: LatentGuardModel, lm: Any | None = None) -> None:
+        self.model = model
+        self.lm = lm
+        if lm is not None and lm.weights_sha256 != model.weights_sha256:
+            raise InvalidInputError(
+                f"this latent guard was built for {model.model_id}, not {lm.model_id}",
+                hint="build a guard for this model: layerguard guard build --model ...",
+            )
+
+    def hidden(self, exchange: Exchange) -> Any:
+        """The ``[d]`` state at t_inst: from the exchange, else one forward pass of the local model."""
+        key = hook_name(self.model.layer)
+        if exchange.activations and key in exchange.activations:
+            return exchange.activations[key]
+        if self.lm is None:
+            raise InvalidInputError(
+                "the latent ring needs the served model's activations",
+                hint="serve with the local model backend, or give the ring a LoadedModel",
+            )
+        return latent_states(self.lm, [exchange], [self.model.layer])[0][key]
+
+    def check(self, exchange: Exchange) -> RingVerdict:
+        """Score the exchange; block at or above the calibrated (per-category) threshold.
+
+        When an earlier ring decoded hidden text (``exchange.derived_texts``) and a local
+        model is at hand, each plaintext also goes through the model once and the most
+        harmful reading counts: an encoding that hides the request from the model's first
+        reading does not hide it from this one.
+        """
+        t0 = time.perf_counter()
+        states = [self.hidden(exchange).float()]
+        if exchange.derived_texts and self.lm is not None:
+            extra = [Exchange.from_prompt(t) for t in exchange.derived_texts[:8] if t.strip()]
+            if extra:
+                key = hook_name(self.model.layer)
+                states += [st[key].float() for st in latent_states(self.lm, extra, [self.model.layer])]
+        scores = self.model.score(torch_stack(states)).tolist()
+        best = max(range(len(scores)), key=lambda i: scores[i])
+        verdict = self.verdict_from_state(states[best].unsqueeze(0), t0)
+        if best > 0:
+            verdict.explanation += " (on decoded text)"
+            verdict.details["decoded_index"] = best - 1
+        return verdict
+
+    def verdict_from_state(self, h: Any, t0: float | None = None) -> RingVerdict:
+        """The verdict for a hidden state ``[1, d]``."""
+        t0 = time.perf_counter() if t0 is None else t0
+        score = float(self.model.score(h)[0])
+        cats = self.model.categories(h)[0].tolist()
+        names = list(self.model.category_centroids)
+        category = names[max(range(len(cats)), key=lambda i: cats[i])] if cats else None
+        threshold = self.model.category_thresholds.get(category or "", self.model.threshold)
+        decision: Decision = "block" if score >= threshold else "allow"
+        return RingVerdict(
+            ring=self.name,
+            score=min(1.0, max(0.0, score)),
+            decision=decision,
+            category=category if decision == "block" else None,
+            category_scores=dict(zip(names, (round(c, 4) for c in cats), strict=True)),
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            explanation=f"harmfulness {score:.3f} vs threshold {threshold:.3f} at layer {self.model.layer}"
+            + (f" (nearest category {category})" if category else ""),
+        )
+
+
+def torch_stack(tensors: list[Any]) -> Any:
+    """Stack ``[d]`` tensors into ``[n, d]``."""
+    import torch
+
+    return torch.stack(tensors)
+
+
+def latent_states(lm: Any, exchanges: list[Exchange], layers: list[int], batch_size: int = 8) -> list[dict[str, Any]]:
+    """Activation dicts (``blocks.{l}.resid_pre@t_inst`` -> ``[d]``) for exchanges, batched."""
+    from layerguard.activations.capture import capture_activations
+    from layerguard.activations.store import ActivationSet
+
+    convs = [[{"role": m.role, "content": m.content} for m in ex.messages] for ex in exchanges]
+    acts = capture_activations(lm, convs, layers=layers, positions=["t_inst"], batch_size=batch_size, progress=False)
+    assert isinstance(acts, ActivationSet)
+    return [
+        {hook_name(layer): acts.at(f"blocks.{layer}.resid_pre", "t_inst")[i] for layer in layers}
+        for i in range(len(exchanges))
+    ]

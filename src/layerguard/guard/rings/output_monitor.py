@@ -1,0 +1,221 @@
+"""Output monitor (circuit breaker): a probe on each generated token's hidden state.
+
+During generation the local backend feeds every new token's residual stream (at the
+monitor's layer) to :meth:`OutputMonitor.update`, which keeps an exponential moving
+average of the probe's probability that the answer is harmful; when it crosses the
+calibrated threshold, generation halts and a safe completion is returned. The ring form
+scores a finished response the same way (one teacher-forced pass).
+
+The probe is trained on the model's own answers: answers to harmful prompts that it did
+not refuse are positives; answers to harmless prompts and refusals are negatives.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from layerguard.activations.hooks import HookPoint, residual_hooks
+from layerguard.errors import InvalidInputError
+from layerguard.guard.calibration import threshold_for_fpr
+from layerguard.guard.probe import LogisticProbe
+from layerguard.guard.types import Decision, Exchange, RingVerdict
+
+
+@dataclass
+class OutputMonitor:
+    """The fitted monitor: layer, token probe, EMA rate, threshold and minimum tokens before a halt."""
+
+    layer: int
+    probe: LogisticProbe
+    threshold: float
+    alpha: float = 0.3
+    min_tokens: int = 4
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def start(self) -> dict[str, Any]:
+        """A fresh running state for one generation."""
+        return {"ema": None, "n": 0, "max": 0.0}
+
+    def update(self, state: dict[str, Any], h: Any) -> float:
+        """Add one token's hidden state ``[d]``; return the running score in [0, 1]."""
+        p = float(self.probe.predict(h.float().unsqueeze(0))[0])
+        state["ema"] = p if state["ema"] is None else self.alpha * p + (1 - self.alpha) * state["ema"]
+        state["n"] += 1
+        if state["n"] >= self.min_tokens:
+            state["max"] = max(state["max"], state["ema"])
+        return float(state["ema"])
+
+    def trace(self, token_states: Any) -> list[float]:
+        """Running scores for a whole response ``[T, d]``."""
+        st = self.start()
+        return [self.update(st, h) for h in token_states]
+
+    def response_score(self, token_states: Any) -> float:
+        """The highest running score after ``min_tokens`` (what decides a halt)."""
+        tr = self.trace(token_states)
+        return max(tr[self.min_tokens - 1 :], default=0.0)
+
+    def save(self, directory: Path) -> None:
+        """Write ``monitor.safetensors`` + ``monitor.json``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.probe.save(directory / "monitor.safetensors")
+        meta = {
+            "layer": self.layer,
+            "threshold": self.threshold,
+            "alpha": self.alpha,
+            "min_tokens": self.min_tokens,
+            "meta": self.meta,
+        }
+        (directory / "monitor.json").write_text(json.dumps(meta, indent=2, default=float))
+
+    @classmethod
+    def load(cls, directory: Path) -> OutputMonitor:
+        """Read what :meth:`save` wrote."""
+        if not (directory / "monitor.json").is_file():
+            raise InvalidInputError(f"{directory} holds no output monitor", hint="build with --output-monitor")
+        meta = json.loads((directory / "monitor.json").read_text())
+        return cls(
+            meta["layer"],
+            LogisticProbe.load(directory / "monitor.safetensors"),
+            meta["threshold"],
+            meta["alpha"],
+            meta["min_tokens"],
+            meta.get("meta", {}),
+        )
+
+
+def response_states(lm: Any, prompt: Any, response: str, layer: int) -> Any:
+    """Teacher-forced hidden states ``[T, d]`` of the response tokens at ``layer``."""
+    import torch
+
+    ids = lm.encode(prompt, find_instruction=False).input_ids
+    resp = lm.tokenizer(response, add_special_tokens=False)["input_ids"]
+    if not resp:
+        return torch.zeros((0, lm.d_model))
+    got: dict[str, Any] = {}
+
+    def read(hp: HookPoint, hidden: Any) -> None:
+        got["h"] = hidden[0].detach().float()
+
+    # The state *entering* position t is what the model has after reading token t; the monitor
+    # at generation time sees each new token as input, so read the response tokens' own positions.
+    with torch.inference_mode(), residual_hooks(lm.layers, [HookPoint(layer, "resid_pre")], read):
+        lm.model(input_ids=torch.tensor([ids + resp]), logits_to_keep=1)
+    return got["h"][len(ids) :]
+
+
+def build_output_monitor(
+    lm: Any,
+    harmful: Sequence[Any],
+    benign: Sequence[Any],
+    *,
+    layer: int | None = None,
+    max_new_tokens: int = 48,
+    target_fpr: float = 0.05,
+    tokens_per_response: int = 24,
+    batch_size: int = 8,
+    responses: tuple[list[str], list[str]] | None = None,
+    progress: bool | None = None,
+) -> OutputMonitor:
+    """Train and calibrate an output monitor on the model's own answers.
+
+    Args:
+        lm: The model.
+        harmful: Harmful prompts (answers that do not refuse become positives).
+        benign: Harmless prompts (their answers are negatives, as are refusals).
+        layer: Layer to read (default: 60% of depth).
+        max_new_tokens: Answer length generated for training.
+        target_fpr: Share of benign answers allowed to trip the monitor.
+        tokens_per_response: Tokens sampled from each answer for the probe.
+        batch_size: Generation batch size.
+        responses: Pre-generated (harmful, benign) answers; skips generation.
+        progress: Show progress bars.
+
+    Raises:
+        InvalidInputError: when there are fewer than 2 positive or negative answers.
+    """
+    import torch
+
+    from layerguard.directions.refusal import is_refusal_text
+    from layerguard.models.generate import generate
+
+    layer = int(0.6 * lm.n_layers) if layer is None else layer
+    if responses is None:
+        kw: dict[str, Any] = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "progress": progress}
+        responses = (
+            generate(lm, list(harmful), desc="harmful answers", **kw),
+            generate(lm, list(benign), desc="benign answers", **kw),
+        )
+    h_ans, b_ans = responses
+    pos = [(p, a) for p, a in zip(harmful, h_ans, strict=True) if a.strip() and not is_refusal_text(a)]
+    neg = [(p, a) for p, a in zip(benign, b_ans, strict=True) if a.strip()]
+    neg += [(p, a) for p, a in zip(harmful, h_ans, strict=True) if is_refusal_text(a)]
+    if len(pos) < 2 or len(neg) < 2:
+        raise InvalidInputError(
+            f"the output monitor needs >= 2 harmful answers and >= 2 benign ones; got {len(pos)} and {len(neg)}",
+            hint="use more harmful training prompts (the model refused nearly all of them)",
+        )
+    g = torch.Generator().manual_seed(0)
+    states_pos = [response_states(lm, p, a, layer) for p, a in pos]
+    states_neg = [response_states(lm, p, a, layer) for p, a in neg]
+
+    def sample(states: list[Any]) -> Any:
+        rows = []
+        for s in states:
+            if len(s) > tokens_per_response:
+                s = s[torch.randperm(len(s), generator=g)[:tokens_per_response]]
+            rows.append(s)
+        return torch.cat(rows)
+
+    xp, xn = sample(states_pos), sample(states_neg)
+    probe = LogisticProbe.fit(torch.cat([xp, xn]), torch.cat([torch.ones(len(xp)), torch.zeros(len(xn))]))
+    mon = OutputMonitor(layer, probe, threshold=1.0)
+    neg_scores = [mon.response_score(s) for s in states_neg]
+    pos_scores = [mon.response_score(s) for s in states_pos]
+    mon.threshold = threshold_for_fpr(neg_scores, target_fpr)
+    mon.meta = {
+        "n_positive": len(pos),
+        "n_negative": len(neg),
+        "target_fpr": target_fpr,
+        "train_tpr": sum(s >= mon.threshold for s in pos_scores) / len(pos_scores),
+        "train_fpr": sum(s >= mon.threshold for s in neg_scores) / len(neg_scores),
+    }
+    return mon
+
+
+class OutputMonitorRing:
+    """Scores a finished response (``exchange.response``) with the output monitor."""
+
+    name = "output_monitor"
+    needs_activations = True
+
+    def __init__(self, monitor: OutputMonitor, lm: Any) -> None:
+        self.monitor = monitor
+        self.lm = lm
+
+    def check(self, exchange: Exchange) -> RingVerdict:
+        """Block when the response's running score crosses the threshold; allow without a response."""
+        t0 = time.perf_counter()
+        if not exchange.response:
+            return RingVerdict(
+                ring=self.name,
+                score=0.0,
+                explanation="no response to monitor",
+                latency_ms=(time.perf_counter() - t0) * 1000,
+            )
+        conv = [{"role": m.role, "content": m.content} for m in exchange.messages]
+        states = response_states(self.lm, conv, exchange.response[:20_000], self.monitor.layer)
+        score = self.monitor.response_score(states) if len(states) else 0.0
+        decision: Decision = "block" if score >= self.monitor.threshold else "allow"
+        return RingVerdict(
+            ring=self.name,
+            score=min(1.0, max(0.0, score)),
+            decision=decision,
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            explanation=f"running harm score {score:.3f} vs threshold {self.monitor.threshold:.3f}",
+        )

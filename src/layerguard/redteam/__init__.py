@@ -1,0 +1,1 @@
+"""Red team: attacks, judges, runs and reports."""
