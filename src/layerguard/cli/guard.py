@@ -35,6 +35,10 @@ def build(
     output_monitor: Annotated[
         bool, typer.Option("--output-monitor/--no-output-monitor", help="Also train the output monitor.")
     ] = True,
+    classifier: Annotated[
+        bool, typer.Option("--classifier/--no-classifier", help="Also train the constitutional classifier.")
+    ] = True,
+    tool_policy: Annotated[Path | None, typer.Option(help="Tool-call policy YAML (enables the tool gate).")] = None,
 ) -> None:
     """Build and calibrate a guard on the project's own sets (never on held-out benchmarks)."""
     from layerguard.data.loaders import load_dataset

@@ -15,8 +15,10 @@ from typing import Annotated, Any
 
 import typer
 
+from layerguard.cli.audit import audit
 from layerguard.cli.guard import app as guard_app
 from layerguard.cli.lab import app as lab_app
+from layerguard.cli.serve import serve
 from layerguard.errors import InvalidInputError, LayerguardError
 from layerguard.version import __version__
 
@@ -31,6 +33,8 @@ models_app = typer.Typer(help="List, install and cache the embedded models.", no
 app.add_typer(models_app, name="models")
 app.add_typer(lab_app, name="lab")
 app.add_typer(guard_app, name="guard")
+app.command("serve")(serve)
+app.command("audit")(audit)
 
 ModelOpt = Annotated[
     str,

@@ -75,6 +75,8 @@ def build_guard(
     log: Callable[[str], None] = lambda m: None,
     output_monitor: bool = False,
     monitor_prompts: int = 64,
+    classifier: bool = True,
+    tool_policy: Path | None = None,
 ) -> Path:
     """Fit and calibrate a guard for ``lm`` and write ``out_dir/guard.yaml``.
 
@@ -94,6 +96,8 @@ def build_guard(
         log: Receives progress messages.
         output_monitor: Also train the output monitor on the model's own answers.
         monitor_prompts: Harmful prompts answered to train it (and half as many benign).
+        classifier: Also train the constitutional classifier (MiniLM embeddings + sigmoid head).
+        tool_policy: A tool-call policy YAML to copy into the guard (enables the tool gate).
 
     Raises:
         InvalidInputError: held-out samples, too little data, or an existing guard in out_dir.
@@ -174,7 +178,24 @@ def build_guard(
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "latent")
     torch.manual_seed(seed)
-    rings = [RingConfig(name="decode"), RingConfig(name="latent", params={"path": "latent"})]
+    rings = [RingConfig(name="decode")]
+    if classifier:
+        from layerguard.guard.rings.classifier import Constitution, train_classifier
+
+        log("training the constitutional classifier")
+        clf = train_classifier(Constitution.load(None), list(harmful), list(benign), target_fpr=target_fpr, seed=seed)
+        clf.save(out / "classifier")
+        stats["classifier"] = dict(clf.stats)
+        rings.append(RingConfig(name="classifier", params={"path": "classifier"}))
+    rings.append(RingConfig(name="latent", params={"path": "latent"}))
+    if tool_policy is not None:
+        import shutil
+
+        from layerguard.guard.rings.tool_gate import ToolPolicy
+
+        ToolPolicy.from_yaml(tool_policy)  # fail before writing anything more
+        shutil.copy(tool_policy, out / "tool_policy.yaml")
+        rings.append(RingConfig(name="tool_gate", params={"policy": "tool_policy.yaml"}))
     if output_monitor:
         from layerguard.guard.rings.output_monitor import build_output_monitor
 

@@ -1,1 +1,1 @@
-"""Guard rings: decode, latent, tool_gate (classifier, output monitor and conversation to come)."""
+"""Guard rings: decode, classifier, latent, output_monitor, tool_gate, conversation, keyword (baseline)."""

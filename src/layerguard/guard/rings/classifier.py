@@ -13,9 +13,10 @@ per-category centroids of the positive embeddings.
 judged by its plaintext. Categories listed as ``constructive`` (self-harm) get a supportive
 ``rewrite`` instead of a bare block.
 
-Long texts are cut into overlapping character windows (at most ``max_windows`` per text,
-spread evenly over it, first and last always included) and a text's score is the maximum
-over its windows, so a request buried at the end of a long paste is not truncated away.
+A text longer than ``WINDOW_CHARS`` is scored as its opening window plus its distinct
+sentences (at most ``MAX_UNITS`` pieces, spread evenly over it) and its score is the maximum
+over them, so a request buried in a long paste is neither truncated away nor diluted in one
+mean-pooled embedding (see :func:`text_units`).
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from layerguard.data.loaders import assert_not_held_out
 from layerguard.data.samples import Sample
@@ -42,10 +45,14 @@ CONSTITUTION_RESOURCE = "constitution.yaml"
 MODEL_TENSORS = "classifier.safetensors"
 MODEL_META = "classifier.json"
 
-WINDOW_CHARS = 1000  # ~ the encoder's 256-token limit for English prose
-MAX_WINDOWS = 16  # per text; a 200 KB paste is sampled, not embedded whole
+WINDOW_CHARS = 1000  # ~ the encoder's 256-token limit for English prose; longer texts are split
+MAX_UNITS = 64  # scored pieces per long text; a 200 KB paste is sampled, not embedded whole
 MAX_TEXTS = 16  # the raw message plus at most 15 decoded variants
 DEFAULT_L2 = 1e-1
+DEFAULT_FOLDS = 5
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?;])\s+|\n+")
+
+Calibration = Literal["cv", "train"]
 
 
 class TextEncoder(Protocol):
@@ -273,24 +280,43 @@ class Constitution:
 # --------------------------------------------------------------------------------------------
 
 
-def text_windows(text: str, window: int = WINDOW_CHARS, max_windows: int = MAX_WINDOWS) -> list[str]:
-    """Overlapping character windows covering a text (at most ``max_windows``, first and last kept).
+def _spread(items: list[str], n: int) -> list[str]:
+    """At most ``n`` items evenly spaced over the list, first and last kept."""
+    if len(items) <= n:
+        return items
+    if n <= 1:
+        return items[:n]
+    step = (len(items) - 1) / (n - 1)
+    return [items[round(i * step)] for i in range(n)]
 
-    A text no longer than ``window`` is one window; blank text gives no window.
+
+def _hard_split(text: str, window: int) -> list[str]:
+    """Overlapping ``window``-character pieces of a text with no sentence breaks."""
+    if len(text) <= window:
+        return [text]
+    stride = max(1, (window * 3) // 4)
+    starts = [*range(0, len(text) - window, stride), len(text) - window]
+    return [text[s : s + window] for s in starts]
+
+
+def text_units(text: str, window: int = WINDOW_CHARS, max_units: int = MAX_UNITS) -> list[str]:
+    """The pieces of a text that are embedded and scored (a text's score is the max over them).
+
+    A blank text has none; a text of at most ``window`` characters is one unit (itself). A
+    longer text gives its first ``window`` characters (the request with its context) plus its
+    distinct sentences (runs without a sentence break are cut into overlapping ``window``-sized
+    pieces), at most ``max_units`` in all, spread evenly over the text with the first and last
+    kept. A mean-pooled embedding of a whole long text dilutes a short request to nothing, and
+    repeated padding collapses to a few distinct sentences; padding with distinct filler can
+    still push a request out of the budget.
     """
     if not text.strip():
         return []
     if len(text) <= window:
         return [text]
-    stride = max(1, (window * 3) // 4)
-    starts = list(range(0, len(text) - window, stride)) + [len(text) - window]
-    if len(starts) > max_windows:
-        if max_windows <= 1:
-            starts = starts[:1]
-        else:
-            step = (len(starts) - 1) / (max_windows - 1)
-            starts = sorted({starts[round(i * step)] for i in range(max_windows)})
-    return [text[s : s + window] for s in starts]
+    pieces = [p for sent in _SENTENCE_BREAK.split(text) if sent.strip() for p in _hard_split(sent.strip(), window)]
+    sentences = [s for s in dict.fromkeys(pieces) if s != text[:window]]
+    return [text[:window], *_spread(sentences, max(0, max_units - 1))]
 
 
 def _auroc(pos: Sequence[float], neg: Sequence[float]) -> float:
@@ -397,6 +423,26 @@ class ClassifierModel:
             ) from None
 
 
+def _out_of_fold_scores(x: Any, y: Any, l2: float, folds: int, seed: int) -> list[float]:
+    """Score of every example from a head fitted without its (class-stratified) fold."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    fold = torch.empty(len(y), dtype=torch.long)
+    for label in (0.0, 1.0):
+        idx = torch.nonzero(y == label).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        fold[idx] = torch.arange(len(idx)) % folds
+    out = torch.empty(len(y))
+    for k in range(folds):
+        test = fold == k
+        if not bool(test.any()):
+            continue
+        head = LogisticProbe.fit(x[~test], y[~test], l2=l2)
+        out[test] = head.predict(x[test]).clamp(0.0, 1.0)
+    return [float(v) for v in out.tolist()]
+
+
 def _encoder_or_default(encoder: TextEncoder | None) -> TextEncoder:
     if encoder is not None:
         return encoder
@@ -413,6 +459,9 @@ def train_classifier(
     encoder: TextEncoder | None = None,
     target_fpr: float = 0.05,
     l2: float = DEFAULT_L2,
+    calibration: Calibration = "cv",
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
 ) -> ClassifierModel:
     """Fit the constitutional classifier: a logistic head on frozen embeddings.
 
@@ -420,10 +469,14 @@ def train_classifier(
     (negative) examples plus the given samples (``harmful`` positive; ``benign``, i.e.
     harmless and borderline prompts, negative). Category centroids are the normalized mean
     embeddings of the positives of each constitution category (harmful samples whose
-    category is not in the constitution train the head but no centroid). The threshold is
-    the smallest one whose false-positive rate on the benign training examples is at most
-    ``target_fpr`` (training scores are optimistic: expect a somewhat higher FPR on unseen
-    prompts).
+    category is not in the constitution train the head but no centroid).
+
+    The threshold is the smallest one whose false-positive rate on the benign training
+    examples is at most ``target_fpr``. With ``calibration="cv"`` (default) those benign
+    scores are out-of-fold: each comes from a head fitted on the other ``folds - 1`` folds,
+    so the threshold reflects how the head scores prompts it has not seen. With
+    ``calibration="train"`` the final head's own (in-sample) scores are used; they are
+    overconfident, and the FPR on unseen prompts is then several times the target.
 
     Args:
         constitution: The principles and examples.
@@ -432,6 +485,9 @@ def train_classifier(
         encoder: Sentence encoder (default: the shared all-MiniLM-L6-v2).
         target_fpr: False-positive rate to calibrate the threshold to.
         l2: Ridge penalty of the logistic head (on standardized features).
+        calibration: ``"cv"`` (out-of-fold benign scores) or ``"train"`` (in-sample scores).
+        folds: Number of folds for ``calibration="cv"`` (>= 2).
+        seed: Seed of the fold assignment.
 
     Returns:
         The fitted model.
@@ -442,6 +498,10 @@ def train_classifier(
     import torch
 
     t0 = time.perf_counter()
+    if calibration not in ("cv", "train"):
+        raise InvalidInputError(f"calibration must be 'cv' or 'train', got {calibration!r}")
+    if calibration == "cv" and folds < 2:
+        raise InvalidInputError(f"cross-validated calibration needs folds >= 2, got {folds}")
     assert_not_held_out([*harmful, *benign], "classifier training")
     enc = _encoder_or_default(encoder)
     c_texts, c_labels, c_cats = constitution.examples()
@@ -462,12 +522,15 @@ def train_classifier(
     uncategorized = sum(1 for lab, c in zip(labels, cats, strict=True) if lab == 1 and c not in centroids)
 
     scores = probe.predict(x).clamp(0.0, 1.0).tolist()
-    pos = [s for s, lab in zip(scores, labels, strict=True) if lab == 1]
-    neg = [s for s, lab in zip(scores, labels, strict=True) if lab == 0]
+    cal_scores = _out_of_fold_scores(x, y, l2, folds, seed) if calibration == "cv" else scores
+    pos = [s for s, lab in zip(cal_scores, labels, strict=True) if lab == 1]
+    neg = [s for s, lab in zip(cal_scores, labels, strict=True) if lab == 0]
     threshold = threshold_for_fpr(neg, target_fpr)
     r = rates(pos, neg, threshold)
-    sample_pos = scores[n_const : n_const + len(harmful)]
-    sample_neg = scores[n_const + len(harmful) :]
+    sample_pos = cal_scores[n_const : n_const + len(harmful)]
+    sample_neg = cal_scores[n_const + len(harmful) :]
+    in_pos = [s for s, lab in zip(scores, labels, strict=True) if lab == 1]
+    in_neg = [s for s, lab in zip(scores, labels, strict=True) if lab == 0]
     stats: dict[str, Any] = {
         "n_positive": len(pos),
         "n_negative": len(neg),
@@ -476,18 +539,23 @@ def train_classifier(
         "n_harmful_samples": len(harmful),
         "n_benign_samples": len(benign),
         "positives_without_centroid": uncategorized,
-        "sources": dict(sorted({s.source or "?": 0 for s in [*harmful, *benign]}.items())),
-        "train_auroc": _auroc(pos, neg),
-        "train_tpr": r["tpr"],
-        "train_fpr": r["fpr"],
-        "train_samples_tpr": rates(sample_pos, sample_neg, threshold)["tpr"] if sample_pos else math.nan,
-        "train_samples_fpr": rates(sample_pos, sample_neg, threshold)["fpr"] if sample_neg else math.nan,
+        "sources": dict(sorted(Counter(s.source or "?" for s in [*harmful, *benign]).items())),
+        # on the calibration scores (out-of-fold with calibration="cv")
+        "calibration_auroc": _auroc(pos, neg),
+        "calibration_tpr": r["tpr"],
+        "calibration_fpr": r["fpr"],
+        "calibration_samples_tpr": rates(sample_pos, sample_neg, threshold)["tpr"] if sample_pos else math.nan,
+        "calibration_samples_fpr": rates(sample_pos, sample_neg, threshold)["fpr"] if sample_neg else math.nan,
+        # the final head's in-sample scores at the same threshold
+        "train_auroc": _auroc(in_pos, in_neg),
+        "train_tpr": rates(in_pos, in_neg, threshold)["tpr"],
+        "train_fpr": rates(in_pos, in_neg, threshold)["fpr"],
         "l2": l2,
-        "calibration": "benign training scores",
+        "calibration": calibration,
+        "folds": folds if calibration == "cv" else 0,
+        "seed": seed,
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    for s in [*harmful, *benign]:
-        stats["sources"][s.source or "?"] += 1
     return ClassifierModel(
         probe=probe,
         threshold=float(threshold),
@@ -538,28 +606,25 @@ class ClassifierRing:
                 stacklevel=2,
             )
 
-    def _window_scores(self, texts: Sequence[str]) -> tuple[list[float], list[int], Any]:
-        """Scores and owner text index of every window, and the window embeddings."""
+    def _unit_scores(self, texts: Sequence[str]) -> tuple[list[float], list[int], Any]:
+        """Scores and owner text index of every unit (see :func:`text_units`), and their embeddings."""
         import torch
 
-        windows: list[str] = []
+        units: list[str] = []
         owner: list[int] = []
         for i, t in enumerate(texts):
-            for w in text_windows(t if isinstance(t, str) else str(t)):
-                windows.append(w)
+            for u in text_units(t if isinstance(t, str) else str(t)):
+                units.append(u)
                 owner.append(i)
-        if not windows:
+        if not units:
             return [], [], torch.zeros((0, 0))
-        x = self.encoder.encode(windows).float()
+        x = self.encoder.encode(units).float()
         return self.model.score_embeddings(x).tolist(), owner, x
 
     def score_texts(self, texts: Sequence[str]) -> list[float]:
-        """Violation probability of each text (max over its windows; 0 for blank text)."""
-        scores, owner, _ = self._window_scores(texts)
-        out = [0.0] * len(texts)
-        for s, i in zip(scores, owner, strict=True):
-            out[i] = max(out[i], float(s))
-        return out
+        """Violation probability of each text (max over its units; 0 for blank text)."""
+        scores, owner, _ = self._unit_scores(texts)
+        return self._per_text(scores, owner, len(texts))
 
     def check(self, exchange: Exchange) -> RingVerdict:
         """Score every text of the exchange; flag at or above the calibrated threshold.
@@ -570,7 +635,7 @@ class ClassifierRing:
         """
         t0 = time.perf_counter()
         texts = exchange.texts()[:MAX_TEXTS]
-        scores, owner, x = self._window_scores(texts)
+        scores, owner, x = self._unit_scores(texts)
         if not scores:
             return RingVerdict(
                 ring=self.name,

@@ -11,7 +11,7 @@ puts them in ``exchange.meta["turn_scores"]``, ring name -> score) and ``floor``
 score an ordinary benign turn reaches. When ``R_t`` reaches ``escalate_at`` the turn is
 escalated for human review. A benign conversation stays near ``(s - floor) / (1 - decay)``
 with ``s`` below the floor, i.e. near zero; a conversation of steady moderate scores
-(0.4 with the defaults) crosses 1.0 at its fourth turn.
+(0.4 with the defaults: 0.30, 0.54, 0.73, 0.89, 1.01) crosses 1.0 at its fifth turn.
 
 A conversation is identified by ``exchange.conversation_id`` (scoped to the API key).
 Without one, it is a chain of hashes of the user messages: the state after a turn is

@@ -319,6 +319,44 @@ def _b64_bytes(run: str) -> bytes | None:
     return None
 
 
+def _wrapped(lines: list[str]) -> bool:
+    """Whether base64 lines look wrapped at a fixed width (76 for MIME, 64 for PEM): full lines, shorter last."""
+    width = len(lines[0])
+    return (
+        width % 4 == 0
+        and all(len(line) == width and "=" not in line for line in lines[:-1])
+        and len(lines[-1]) <= width
+    )
+
+
+def _plausible_b64_text(run: str, decoded: str) -> bool:
+    """Reject lucky decodings of numbers and long words.
+
+    Base64 of text mixes upper case, lower case and digits; a run of one class (a long
+    number, a long lower-case word) must decode to ASCII, and non-ASCII decodings must
+    be mostly letters with some variety (``6666...`` decodes to a repeated Hangul syllable).
+    """
+    if run.isdigit():
+        return False
+    classes = any(c.isupper() for c in run) + any(c.islower() for c in run) + any(c.isdigit() for c in run)
+    if decoded.isascii():
+        return True
+    if classes < 2:
+        return False
+    nonspace = [c for c in decoded if not c.isspace()]
+    letters = sum(c.isalpha() for c in nonspace)
+    return letters >= 0.6 * len(nonspace) and len(set(nonspace)) >= min(4, len(nonspace))
+
+
+def _b64_text(run: str) -> str | None:
+    """The text a base64 run encodes, or None if it does not decode to plausible text."""
+    data = _b64_bytes(run)
+    decoded = _bytes_to_text(data) if data is not None else None
+    if decoded is None or not _plausible_b64_text(run, decoded):
+        return None
+    return decoded
+
+
 @_never_raise
 def decode_base64(text: str) -> list[Decoding]:
     """Decode base64 runs (standard or urlsafe, padded or not, line-wrapped or not).
@@ -335,17 +373,20 @@ def decode_base64(text: str) -> list[Decoding]:
     """
     out: list[Decoding] = []
     for m in _B64_RUN_RE.finditer(text):
-        run = m.group(0)
-        pieces = [re.sub(r"\s+", "", run)]
-        if "\n" in run:
-            pieces.extend(p for p in run.split() if len(p) >= 16)
-        for piece in pieces:
-            data = _b64_bytes(piece)
-            decoded = _bytes_to_text(data) if data is not None else None
-            if decoded is None:
-                continue
-            out.append(Decoding("base64", decoded, _clamp(0.7 + 0.3 * english_score(decoded))))
-            break  # the joined run decoded: its lines are not separate payloads
+        lines = m.group(0).split()
+        rest = lines
+        # line-wrapped base64 (MIME 76, PEM 64): join the lines; the last line may be a stray word
+        for k in (len(lines), len(lines) - 1):
+            if k >= 2 and _wrapped(lines[:k]):
+                joined = _b64_text("".join(lines[:k]))
+                if joined is not None:
+                    out.append(Decoding("base64", joined, _clamp(0.7 + 0.3 * english_score(joined))))
+                    rest = lines[k:]
+                    break
+        for piece in rest:
+            decoded = _b64_text(piece) if len(piece) >= 16 else None
+            if decoded is not None:
+                out.append(Decoding("base64", decoded, _clamp(0.7 + 0.3 * english_score(decoded))))
     return _dedupe(out)
 
 
@@ -504,14 +545,24 @@ _LEET_TOKEN_RE = re.compile(r"[A-Za-z0-9@$€!|+]+")
 _MAX_LEET_VARIANTS = 64
 
 
+_CAMEL_RE = re.compile(r"[a-z][A-Z]")
+
+
 def _leet_token(tok: str) -> tuple[str, bool, bool]:
-    """Normalise one token: (replacement, is it a letters+symbols mix, is it a fixed vocabulary word)."""
+    """Normalise one token: (replacement, is it leetspeak, is it a fixed vocabulary word).
+
+    A token is leetspeak when a substitute sits between letters (``h0w``, ``3xpl41n``).
+    Digits only at the end or start (``sam3``, ``x86``, ``1st``, ``100k``) and camelCase
+    identifiers (``LayoutLMv3Model``) are names and numbers; they are only replaced
+    when that yields a common word.
+    """
     core = tok.rstrip("!+")  # sentence punctuation, C++
     tail = tok[len(core) :]
     positions = [i for i, c in enumerate(core) if c in _LEET_MAP]
     if not positions:
         return tok, False, False
-    mixed = any(c.isalpha() for c in core)
+    letters = [i for i, c in enumerate(core) if c.isalpha()]
+    mixed = bool(letters) and not _CAMEL_RE.search(core) and any(letters[0] < i < letters[-1] for i in positions)
     options = [_LEET_MAP[core[i]] for i in positions]
     chosen: str | None = None
     for n, combo in enumerate(itertools.product(*options)):
@@ -532,6 +583,8 @@ def _leet_token(tok: str) -> tuple[str, bool, bool]:
             chars[i] = opts[0]
         return "".join(chars) + tail, True, False
     fixed = mixed and len(chosen) >= 3 and core.lower() not in VOCAB
+    if not mixed and _CAMEL_RE.search(core):
+        return tok, False, False
     return chosen + tail, mixed, fixed
 
 
@@ -568,7 +621,7 @@ def decode_leetspeak(text: str) -> list[Decoding]:
     raw_score, _ = _english_parts(text)
     norm_score, _ = _english_parts(normalised)
     conf = 0.0
-    if n_fixed >= 1 and norm_score >= raw_score:
+    if n_fixed >= 1 and n_fixed >= 0.3 * n_mixed and norm_score >= raw_score:  # not random symbol soup
         conf = min(0.95, 0.55 + 0.15 * n_fixed)
     mixed_frac = n_mixed / max(1, n_tokens)
     if n_mixed >= 2 and mixed_frac >= 0.2 and norm_score >= 0.45 and norm_score - raw_score >= 0.1:
@@ -593,8 +646,8 @@ _HOMOGLYPHS: dict[str, str] = {
     "Р": "P", "С": "C", "Т": "T", "Х": "X", "У": "Y", "Ү": "Y", "Ԛ": "Q", "Ԝ": "W", "Ӏ": "I",
     # Greek
     "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
-    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "ο": "o", "ι": "i", "κ": "k", "ν": "v", "ρ": "p", "υ": "u",
-    "α": "a", "ϲ": "c", "ϳ": "j",
+    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "ο": "o", "ϲ": "c", "ϳ": "j",
+    # (α, ν, ρ, κ... are left out: "Cα", "ρ-value" are science, not obfuscation)
     # Armenian and IPA look-alikes
     "օ": "o", "ս": "u", "ɡ": "g", "ɑ": "a",
 }  # fmt: skip

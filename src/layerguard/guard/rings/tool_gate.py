@@ -824,6 +824,13 @@ def _validate(value: Any, schema: Mapping[str, Any], path: str, errors: list[str
 # ---------------------------------------------------------------------------- provenance
 
 
+def _quote(text: str, words: int = 4) -> str:
+    """The first words of matched text for an explanation; words that could be secrets are masked."""
+    parts = text.split()
+    shown = ["***" if len(w) > 16 or any(ch.isdigit() for ch in w) else w for w in parts[:words]]
+    return " ".join(shown) + (" ..." if len(parts) > words else "")
+
+
 def normalize_text(text: str) -> str:
     """NFKC, zero-width characters removed, whitespace collapsed (case kept)."""
     return " ".join(_ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text)).split())
@@ -917,7 +924,7 @@ class _ExchangeIndex:
                 for p in self.rule.injection_patterns:
                     hit = p.search(text)
                     if hit:
-                        found = hit.group(0)[:80]
+                        found = _quote(hit.group(0))
                         break
             self._injection = (found,)
         return self._injection[0]

@@ -1,0 +1,129 @@
+"""``layerguard audit``: build or load a guard, attack the model with and without it, report.
+
+The default suite fits in about 20 minutes for a 0.5B model on a 2-core CPU; ``full``
+runs every registered attack on every sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from layerguard.errors import InvalidInputError
+from layerguard.redteam.attacks import REGISTRY
+from layerguard.redteam.metrics import summarize
+from layerguard.redteam.runner import RunConfig, Runner, run_metadata, write_results
+
+DEFAULT_ATTACKS = [
+    "direct",
+    "roleplay",
+    "dan",
+    "refusal_suppression",
+    "prefix_injection",
+    "forged_turns",
+    "base64",
+    "past_tense",
+    "authority",
+    "many_shot_1",
+    "many_shot_4",
+    "many_shot_16",
+]
+
+
+def full_attacks() -> list[str]:
+    """Every registered attack plus two compositions."""
+    return sorted(a for a in REGISTRY if a != "escalation") + ["base64+roleplay", "leetspeak+dan"]
+
+
+def run_audit(
+    model: str,
+    out: Path,
+    *,
+    guard_path: Path | None = None,
+    dataset: str = "builtin:harmful:val",
+    benign: str = "builtin:borderline:val",
+    n_samples: int | None = 32,
+    n_benign: int | None = 32,
+    attacks: list[str] | None = None,
+    full: bool = False,
+    judge: str = "refusal",
+    max_new_tokens: int = 48,
+    batch_size: int = 8,
+    seed: int = 0,
+    output_monitor: bool = True,
+    progress: bool | None = None,
+    log: Callable[[str], None] = lambda m: None,
+) -> dict[str, Any]:
+    """Run the audit and write ``summary.json``, ``results.jsonl`` and ``report.html`` into ``out``.
+
+    Raises:
+        InvalidInputError: unknown attack or judge, empty dataset, a guard built for another
+            model, or an output directory holding a different run.
+    """
+    from layerguard.data.loaders import load_dataset
+    from layerguard.guard.build import build_guard, load_guard
+    from layerguard.models import load_model
+
+    t0 = time.time()
+    attacks = attacks or (full_attacks() if full else DEFAULT_ATTACKS)
+    cfg = RunConfig(attacks=attacks, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, judge=judge)
+    harmful = load_dataset(dataset)
+    benign_set = load_dataset(benign) if benign else []
+    if not full:
+        harmful = harmful[:n_samples] if n_samples else harmful
+        benign_set = benign_set[:n_benign] if n_benign else benign_set
+    if not harmful:
+        raise InvalidInputError(f"dataset {dataset!r} is empty")
+    benign_set = [s.model_copy(update={"label": "borderline"}) for s in benign_set]
+    lm = load_model(model)
+    if guard_path is None:
+        guard_path = out / "guard" / "guard.yaml"
+        if not guard_path.exists():
+            log(f"building a guard for {lm.model_id} in {guard_path.parent}")
+            from layerguard.data.builtin import load_builtin
+
+            build_guard(
+                lm,
+                guard_path.parent,
+                harmful=load_builtin("harmful", "train"),
+                benign=load_builtin("harmless", "train") + load_builtin("borderline", "train"),
+                batch_size=batch_size,
+                seed=seed,
+                progress=progress,
+                log=log,
+                output_monitor=output_monitor,
+            )
+    guard = load_guard(guard_path, lm)
+    guard_id = f"{guard_path}@{hashlib.sha256(guard_path.read_bytes()).hexdigest()[:12]}"
+    runner = Runner(lm, guard, guard_id, out, cfg, progress=progress)
+    runner.open(harmful, benign_set)
+    log(f"running {len(attacks)} attacks x {len(harmful)} samples + {len(benign_set)} benign, guarded and not")
+    rows = runner.run(harmful, benign_set)
+    meta = run_metadata(lm, guard_id, cfg)
+    summary = summarize(
+        rows,
+        judge,
+        {
+            **meta,
+            "guard": guard_id,
+            "dataset": dataset,
+            "benign_dataset": benign,
+            "command": " ".join(sys.argv),
+            "duration_s": round(time.time() - t0, 1),
+        },
+    )
+    write_results(rows, out / "results.jsonl")
+    try:
+        from layerguard.redteam.report import write_report, write_summary
+    except ImportError:  # the report module is optional at this stage
+        import json
+
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    else:
+        write_summary(summary, out)
+        write_report(summary, rows, out)
+    return summary

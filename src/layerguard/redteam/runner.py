@@ -1,0 +1,280 @@
+"""The red-team runner: model x guard x attack x sample, batched, seeded and resumable.
+
+Every harmful sample goes through every attack; borderline-benign samples go through
+``direct`` to measure over-refusal. Each answer is generated once, greedily: with the
+local backend the guard reads the same forward pass, so a request the guard lets through
+gets exactly the answer the unguarded model gives (the guarded cell reuses it), and a
+request it stops gets the guard's safe completion. The output monitor judges the answer
+token by token exactly as during streaming (same tokens, same running score), so "would
+have been halted" is decided on the finished answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from layerguard.data.samples import Sample
+from layerguard.errors import InvalidInputError
+from layerguard.guard.pipeline import Guard
+from layerguard.guard.types import Exchange, Message
+from layerguard.models.generate import generate
+from layerguard.progress import progress_bar
+from layerguard.redteam.attacks import get_attack
+from layerguard.redteam.judges import get_judge, harm_judge, refusal_judge
+from layerguard.redteam.store import RunStore
+from layerguard.version import __version__
+
+SAFE_COMPLETION = "I can't help with that request."
+
+
+@dataclass
+class RunConfig:
+    """Settings of a run (part of its identity: changing one starts a different run)."""
+
+    attacks: list[str]
+    max_new_tokens: int = 48
+    batch_size: int = 8
+    seed: int = 0
+    judge: str = "refusal"  # success = not refused ("refusal") or not refused and rubric-harmful ("harm")
+    live_turns: bool = True  # also run the escalation script turn by turn (refusal by turn)
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _exchange(conv: list[dict[str, str]]) -> Exchange:
+    return Exchange(messages=[Message(role=m["role"], content=m["content"]) for m in conv])  # type: ignore[arg-type]
+
+
+class Runner:
+    """Runs a grid into a :class:`RunStore` under ``out_dir``.
+
+    Args:
+        lm: The model under test.
+        guard: The guard (None: unguarded only).
+        guard_id: A stable identity of the guard (e.g. sha of guard.yaml) for the run identity.
+        out_dir: The run directory (``run.sqlite``).
+        config: Settings.
+        progress: Show progress bars.
+    """
+
+    def __init__(
+        self,
+        lm: Any,
+        guard: Guard | None,
+        guard_id: str | None,
+        out_dir: Path,
+        config: RunConfig,
+        progress: bool | None = None,
+    ) -> None:
+        for a in config.attacks:
+            get_attack(a)  # unknown names fail before any work
+        get_judge(config.judge)
+        self.lm, self.guard, self.cfg, self.progress = lm, guard, config, progress
+        self.out_dir = out_dir
+        self.guard_id = guard_id
+        self.store: RunStore | None = None
+
+    def open(self, harmful: Sequence[Sample], benign: Sequence[Sample]) -> RunStore:
+        """Open (or resume) the run store; a different run in the directory is refused."""
+        identity = {
+            "model": self.lm.model_id,
+            "guard": self.guard_id,
+            "config": asdict(self.cfg),
+            "harmful": _digest([s.id for s in harmful]),
+            "benign": _digest([s.id for s in benign]),
+        }
+        self.store = RunStore(self.out_dir / "run.sqlite", identity)
+        return self.store
+
+    def run(
+        self,
+        harmful: Sequence[Sample],
+        benign: Sequence[Sample],
+        *,
+        stop_after_batches: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run every pending cell; return all cells (finished earlier or now)."""
+        if not harmful:
+            raise InvalidInputError("the harmful dataset is empty", hint="pass a dataset with at least one prompt")
+        store = self.store or self.open(harmful, benign)
+        done = store.done()
+        jobs: list[tuple[str, Sample]] = [(a, s) for a in self.cfg.attacks for s in harmful]
+        jobs += [("direct", s) for s in benign]
+        pending = [(a, s) for a, s in jobs if RunStore.cell_id(s.id, a, False) not in done]
+        batches = 0
+        with progress_bar(
+            total=len(jobs), initial=len(jobs) - len(pending), desc="red team", unit="cell", enabled=self.progress
+        ) as bar:
+            for i in range(0, len(pending), self.cfg.batch_size):
+                chunk = pending[i : i + self.cfg.batch_size]
+                store.put(self._cells(chunk))
+                bar.update(len(chunk))
+                batches += 1
+                if on_batch is not None:
+                    on_batch(batches)
+                if stop_after_batches is not None and batches >= stop_after_batches:
+                    return store.rows()
+            if self.cfg.live_turns:
+                self._live_turns([s for s in harmful], store)
+        return store.rows()
+
+    def _cells(self, chunk: list[tuple[str, Sample]]) -> list[dict[str, Any]]:
+        convs = [get_attack(a)(s) for a, s in chunk]
+        t0 = time.perf_counter()
+        answers = generate(self.lm, convs, max_new_tokens=self.cfg.max_new_tokens, batch_size=self.cfg.batch_size)
+        gen_ms = (time.perf_counter() - t0) * 1000 / len(chunk)
+        rows = []
+        verdicts = self._guard(convs, answers) if self.guard is not None else [None] * len(chunk)
+        for (attack, s), conv, ans, gv in zip(chunk, convs, answers, verdicts, strict=True):
+            j = refusal_judge(conv[-1]["content"], ans)
+            h = harm_judge(conv[-1]["content"], ans)
+            base = {
+                "sample_id": s.id,
+                "category": s.category,
+                "label": s.label,
+                "attack": attack,
+                "family": get_attack(attack).family,
+                "prompt": conv[-1]["content"],
+                "n_turns": len(conv),
+            }
+            rows.append(
+                {
+                    **base,
+                    "guarded": False,
+                    "response": ans,
+                    "refused": j.refused,
+                    "harmful": h.harmful,
+                    "harm_score": h.score,
+                    "decision": None,
+                    "rings": {},
+                    "ring_flags": {},
+                    "latency_ms": gen_ms,
+                }
+            )
+            if gv is not None:
+                blocked = gv["decision"] != "allow"
+                response = (gv.get("rewrite") or SAFE_COMPLETION) if blocked else ans
+                rows.append(
+                    {
+                        **base,
+                        "guarded": True,
+                        "response": response,
+                        "refused": j.refused or blocked,
+                        "harmful": h.harmful and not blocked,
+                        "harm_score": 0.0 if blocked else h.score,
+                        "decision": gv["decision"],
+                        "rings": gv["rings"],
+                        "ring_flags": gv["ring_flags"],
+                        "latency_ms": gen_ms + gv["latency_ms"],
+                        "guard_latency_ms": gv["latency_ms"],
+                    }
+                )
+        return rows
+
+    def _guard(self, convs: list[list[dict[str, str]]], answers: list[str]) -> list[dict[str, Any]]:
+        from layerguard.guard.rings.latent import LatentRing, latent_states
+        from layerguard.guard.rings.output_monitor import OutputMonitorRing
+
+        assert self.guard is not None
+        exchanges = [_exchange(c) for c in convs]
+        layers = sorted({r.model.layer for r in self.guard.rings if isinstance(r, LatentRing)})
+        if layers:
+            for ex, st in zip(exchanges, latent_states(self.lm, exchanges, layers, self.cfg.batch_size), strict=True):
+                ex.activations = st
+        input_guard = Guard([r for r in self.guard.rings if not isinstance(r, OutputMonitorRing)], stop_early=False)
+        monitors = [r for r in self.guard.rings if isinstance(r, OutputMonitorRing)]
+        out = []
+        for ex, ans in zip(exchanges, answers, strict=True):
+            t0 = time.perf_counter()
+            v = input_guard.check(ex)
+            rings = {r.ring: r.score for r in v.rings}
+            flags = {r.ring: r.decision != "allow" for r in v.rings}
+            decision, rewrite = v.decision, v.rewrite
+            for m in monitors:
+                ex.response = ans
+                mv = m.check(ex)
+                rings[mv.ring], flags[mv.ring] = mv.score, mv.decision != "allow"
+                if decision == "allow" and mv.decision == "block":
+                    decision = "block"
+            out.append(
+                {
+                    "decision": decision,
+                    "rewrite": rewrite,
+                    "rings": rings,
+                    "ring_flags": flags,
+                    "latency_ms": (time.perf_counter() - t0) * 1000,
+                }
+            )
+        return out
+
+    def _live_turns(self, harmful: list[Sample], store: RunStore) -> None:
+        """The escalation script played turn by turn with the model's own replies."""
+        done = store.done()
+        todo = [s for s in harmful if RunStore.cell_id(s.id, "escalation_live", False) not in done]
+        if not todo:
+            return
+        script = get_attack("escalation")
+        for i in range(0, len(todo), self.cfg.batch_size):
+            batch = todo[i : i + self.cfg.batch_size]
+            users = [[m["content"] for m in script(s) if m["role"] == "user"] for s in batch]
+            convs: list[list[dict[str, str]]] = [[] for _ in batch]
+            refused_by_turn: list[list[bool]] = [[] for _ in batch]
+            for turn in range(max(len(u) for u in users)):
+                for c, u in zip(convs, users, strict=True):
+                    c.append({"role": "user", "content": u[min(turn, len(u) - 1)]})
+                answers = generate(
+                    self.lm, convs, max_new_tokens=self.cfg.max_new_tokens, batch_size=self.cfg.batch_size
+                )
+                for c, a, r in zip(convs, answers, refused_by_turn, strict=True):
+                    c.append({"role": "assistant", "content": a})
+                    r.append(refusal_judge("", a).refused)
+            store.put(
+                [
+                    {
+                        "sample_id": s.id,
+                        "category": s.category,
+                        "label": s.label,
+                        "attack": "escalation_live",
+                        "family": "multi_turn",
+                        "guarded": False,
+                        "prompt": c[-2]["content"],
+                        "response": c[-1]["content"],
+                        "refused": r[-1],
+                        "harmful": harm_judge("", c[-1]["content"]).harmful,
+                        "harm_score": harm_judge("", c[-1]["content"]).score,
+                        "decision": None,
+                        "rings": {},
+                        "ring_flags": {},
+                        "latency_ms": 0.0,
+                        "refused_by_turn": r,
+                        "n_turns": len(r),
+                    }
+                    for s, c, r in zip(batch, convs, refused_by_turn, strict=True)
+                ]
+            )
+
+
+def run_metadata(lm: Any, guard_id: str | None, cfg: RunConfig) -> dict[str, Any]:
+    """What every result file records about its run."""
+    return {
+        "model": lm.model_id,
+        "weights_sha256": lm.weights_sha256,
+        "guard": guard_id,
+        "seed": cfg.seed,
+        "layerguard_version": __version__,
+        "config": asdict(cfg),
+    }
+
+
+def write_results(rows: list[dict[str, Any]], path: Path) -> None:
+    """One JSON line per cell."""
+    path.write_text("".join(json.dumps(r, default=float) + "\n" for r in rows))

@@ -1,0 +1,118 @@
+"""The runner on smollm2: cells, summary contract, resumability after a SIGKILL, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from layerguard.data.builtin import load_builtin
+from layerguard.errors import InvalidInputError
+from layerguard.guard.pipeline import Guard
+from layerguard.guard.rings.keyword import KeywordRing
+from layerguard.redteam.metrics import power_law, summarize
+from layerguard.redteam.runner import RunConfig, Runner
+
+SCRIPT = r"""
+import json, sys
+from pathlib import Path
+from layerguard.data.builtin import load_builtin
+from layerguard.guard.pipeline import Guard
+from layerguard.guard.rings.keyword import KeywordRing
+from layerguard.models import load_model
+from layerguard.redteam.runner import RunConfig, Runner
+lm = load_model("smollm2-135m")
+cfg = RunConfig(attacks=["direct", "base64"], max_new_tokens=8, batch_size=2, live_turns=False)
+r = Runner(lm, Guard([KeywordRing()]), "keyword", Path(sys.argv[1]), cfg)
+harmful = load_builtin("harmful", "val")[:4]
+benign = [s.model_copy(update={"label": "borderline"}) for s in load_builtin("borderline", "val")[:2]]
+rows = r.run(harmful, benign, on_batch=lambda b: print("batch", b, flush=True))
+print("DONE", len(rows), flush=True)
+"""
+
+
+def _run(out: Path, kill_after_batches: int | None = None) -> None:
+    env = {**os.environ, "LAYERGUARD_PROGRESS": "0"}
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    deadline = time.time() + 600
+    for line in proc.stdout:
+        if kill_after_batches is not None and line.startswith(f"batch {kill_after_batches}"):
+            proc.send_signal(signal.SIGKILL)
+            break
+        assert time.time() < deadline
+    proc.wait(timeout=600)
+
+
+def _cells(out: Path) -> dict[str, dict]:
+    import sqlite3
+
+    db = sqlite3.connect(str(out / "run.sqlite"))
+    rows = [json.loads(r[0]) for r in db.execute("SELECT row FROM cells")]
+    return {
+        f"{r['sample_id']}|{r['attack']}|{r['guarded']}": {k: v for k, v in r.items() if "latency" not in k}
+        for r in rows
+    }
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    _run(whole)
+    _run(broken, kill_after_batches=2)
+    partial = _cells(broken)
+    assert 0 < len(partial) < len(_cells(whole))
+    _run(broken)
+    assert _cells(broken) == _cells(whole)
+
+
+def test_summary_contract_and_bad_input(smollm2, tmp_path):
+    cfg = RunConfig(attacks=["direct", "many_shot_1", "many_shot_2", "many_shot_4"], max_new_tokens=8, batch_size=4)
+    runner = Runner(smollm2, Guard([KeywordRing()]), "keyword", tmp_path / "run", cfg)
+    harmful = load_builtin("harmful", "val")[:4]
+    benign = [s.model_copy(update={"label": "borderline"}) for s in load_builtin("borderline", "val")[:2]]
+    rows = runner.run(harmful, benign)
+    s = summarize(
+        rows,
+        "refusal",
+        {"model": smollm2.model_id, "guard": "keyword", "seed": 0, "layerguard_version": "x", "duration_s": 1.0},
+    )
+    for key in (
+        "model",
+        "guard",
+        "n_samples",
+        "asr",
+        "asr_by_attack",
+        "over_refusal",
+        "rings",
+        "judge",
+        "seed",
+        "layerguard_version",
+        "duration_s",
+    ):
+        assert key in s
+    assert s["n_samples"] == 4 and set(s["asr"]) == {"unguarded", "guarded"}
+    assert set(s["asr_by_attack"]) == {"direct", "many_shot_1", "many_shot_2", "many_shot_4"}
+    assert "keyword" in s["rings"] and s["many_shot"]["k"] == [1, 2, 4]
+    assert s["refusal_by_turn"]["turn"] == [1, 2, 3]
+    # a different run in the same directory is refused, nothing overwritten
+    other = Runner(smollm2, None, None, tmp_path / "run", RunConfig(attacks=["direct"]))
+    with pytest.raises(InvalidInputError, match="different run"):
+        other.run(harmful, benign)
+    with pytest.raises(InvalidInputError, match="unknown attack"):
+        Runner(smollm2, None, None, tmp_path / "x", RunConfig(attacks=["nope"]))
+    with pytest.raises(InvalidInputError, match="unknown judge"):
+        Runner(smollm2, None, None, tmp_path / "x", RunConfig(attacks=["direct"], judge="vibes"))
+    with pytest.raises(InvalidInputError, match="empty"):
+        Runner(smollm2, None, None, tmp_path / "y", RunConfig(attacks=["direct"])).run([], [])
+
+
+def test_power_law_fit():
+    fit = power_law([1, 2, 4, 8], [0.1, 0.2, 0.4, 0.8])
+    assert fit is not None and abs(fit["b"] - 1) < 1e-9 and abs(fit["a"] - 0.1) < 1e-9 and fit["r2"] > 0.999
+    assert power_law([1, 2], [0.1, 0.2]) is None
