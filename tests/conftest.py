@@ -27,3 +27,23 @@ def smollm2_gguf() -> Path:
     from layerguard.models import get_embedded
 
     return get_embedded("smollm2-135m").part_paths()[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_guard(smollm2, tmp_path_factory) -> Path:
+    """A small guard for smollm2 (latent at layers 8/14 + output monitor; no classifier), built once."""
+    from layerguard.data.builtin import load_builtin
+    from layerguard.guard.build import build_guard
+
+    out = tmp_path_factory.mktemp("tiny-guard")
+    build_guard(
+        smollm2,
+        out,
+        harmful=load_builtin("harmful", "train")[:24],
+        benign=load_builtin("harmless", "train")[:16] + load_builtin("borderline", "train")[:8],
+        layers=[8, 14],
+        classifier=False,
+        output_monitor=True,
+        monitor_prompts=12,
+    )
+    return out / "guard.yaml"

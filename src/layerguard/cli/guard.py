@@ -29,7 +29,9 @@ def build(
     category_fpr: Annotated[
         list[str] | None, typer.Option(help="Per-category target, e.g. S11_suicide_self_harm=0.01 (repeatable).")
     ] = None,
-    variant: Annotated[str, typer.Option(help="Latent ring variant: centroid or probe.")] = "centroid",
+    variant: Annotated[
+        str, typer.Option(help="Latent ring variant: centroid, probe, or auto (best on an inner holdout).")
+    ] = "auto",
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     seed: Annotated[int, typer.Option()] = 0,
     output_monitor: Annotated[
@@ -45,8 +47,8 @@ def build(
     from layerguard.guard.build import build_guard
     from layerguard.models import load_model
 
-    if variant not in ("centroid", "probe"):
-        raise InvalidInputError(f"unknown variant {variant!r}", hint="use centroid or probe")
+    if variant not in ("centroid", "probe", "auto"):
+        raise InvalidInputError(f"unknown variant {variant!r}", hint="use centroid, probe or auto")
     cat_fpr = {}
     for item in category_fpr or []:
         key, _, value = item.partition("=")
@@ -68,37 +70,26 @@ def build(
         batch_size=batch_size,
         seed=seed,
         log=lambda m: typer.echo(m, err=True),
+        output_monitor=output_monitor,
+        classifier=classifier,
+        tool_policy=tool_policy,
     )
     typer.echo(f"wrote {path}")
 
 
 def _exchanges(path: Path) -> list[tuple[str, Any]]:
+    from layerguard.data.io import read_prompt_records
     from layerguard.guard.types import Exchange, Message
 
-    if not path.is_file():
-        raise InvalidInputError(f"input file {path} does not exist")
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    for rid, item in read_prompt_records(path):
+        if isinstance(item, str):
+            out.append((rid, Exchange.from_prompt(item)))
             continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise InvalidInputError(f"{path}:{lineno}: expected an object")
-        if isinstance(row.get("prompt"), str):
-            ex = Exchange.from_prompt(row["prompt"])
-        elif isinstance(row.get("messages"), list):
-            try:
-                ex = Exchange(messages=[Message.model_validate(m) for m in row["messages"]])
-            except Exception as exc:
-                raise InvalidInputError(f"{path}:{lineno}: bad messages: {exc}") from None
-        else:
-            raise InvalidInputError(f"{path}:{lineno}: needs 'prompt' (string) or 'messages' (list)")
-        out.append((str(row.get("id", f"{path.stem}-{lineno}")), ex))
-    if not out:
-        raise InvalidInputError(f"{path} holds no prompts")
+            out.append((rid, Exchange(messages=[Message.model_validate(m) for m in item])))
+        except Exception as exc:  # pydantic's message names the bad field
+            raise InvalidInputError(f"{path}: record {rid}: bad messages: {exc}") from None
     return out
 
 

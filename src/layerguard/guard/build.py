@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from layerguard.data.loaders import assert_not_held_out
 from layerguard.data.samples import Sample
@@ -67,7 +67,7 @@ def build_guard(
     benign: Sequence[Sample],
     target_fpr: float = 0.05,
     category_fpr: dict[str, float] | None = None,
-    variant: Variant = "centroid",
+    variant: Variant | Literal["auto"] = "auto",
     layers: Sequence[int] | None = None,
     batch_size: int = 8,
     seed: int = 0,
@@ -88,7 +88,8 @@ def build_guard(
         target_fpr: False-positive rate allowed on benign training prompts.
         category_fpr: Per-category targets (category name -> FPR); benign prompts are
             grouped by the hazard category they resemble.
-        variant: ``centroid`` (training-free direction + 1-D logistic) or ``probe``.
+        variant: ``centroid`` (training-free direction + 1-D logistic), ``probe`` (logistic
+            regression on the full state) or ``auto`` (whichever scores higher on the inner holdout).
         layers: Candidate layers (default: 25%..85% of depth).
         batch_size: Prompts per forward pass.
         seed: Seed of the inner train/holdout split used to choose the layer.
@@ -122,19 +123,21 @@ def build_guard(
     rng.shuffle(idx_p)
     rng.shuffle(idx_n)
     cut_p, cut_n = int(0.7 * len(idx_p)), int(0.7 * len(idx_n))
-    layer_auroc: dict[int, float] = {}
-    for j, layer in enumerate(cand):
-        d, scorer = fit_latent(x_pos[idx_p[:cut_p], j], x_neg[idx_n[:cut_n], j], variant)
-        model = LatentGuardModel(layer, variant, d, scorer, 0.5)
-        sp = model.score(x_pos[idx_p[cut_p:], j]).tolist()
-        sn = model.score(x_neg[idx_n[cut_n:], j]).tolist()
-        layer_auroc[layer] = auroc(sp, sn)
-    best = max(cand, key=lambda layer: layer_auroc[layer])
+    variants: list[Variant] = ["centroid", "probe"] if variant == "auto" else [variant]
+    layer_auroc: dict[str, dict[int, float]] = {v: {} for v in variants}
+    for v in variants:
+        for j, layer in enumerate(cand):
+            d, scorer = fit_latent(x_pos[idx_p[:cut_p], j], x_neg[idx_n[:cut_n], j], v)
+            model = LatentGuardModel(layer, v, d, scorer, 0.5)
+            sp = model.score(x_pos[idx_p[cut_p:], j]).tolist()
+            sn = model.score(x_neg[idx_n[cut_n:], j]).tolist()
+            layer_auroc[v][layer] = auroc(sp, sn)
+    chosen, best = max(((v, layer) for v in variants for layer in cand), key=lambda vl: layer_auroc[vl[0]][vl[1]])
     j = cand.index(best)
-    log(f"layer {best}: inner-holdout AUROC {layer_auroc[best]:.3f}")
+    log(f"{chosen} at layer {best}: inner-holdout AUROC {layer_auroc[chosen][best]:.3f}")
 
-    direction, scorer = fit_latent(x_pos[:, j], x_neg[:, j], variant)
-    model = LatentGuardModel(best, variant, direction, scorer, 0.5)
+    direction, scorer = fit_latent(x_pos[:, j], x_neg[:, j], chosen)
+    model = LatentGuardModel(best, chosen, direction, scorer, 0.5)
     benign_scores = model.score(x_neg[:, j]).tolist()
     threshold = threshold_for_fpr(benign_scores, target_fpr)
 
@@ -168,7 +171,7 @@ def build_guard(
         "n_benign": len(benign),
         "target_fpr": target_fpr,
         "category_fpr": category_fpr or {},
-        "variant": variant,
+        "variant": chosen,
         "seed": seed,
         "layerguard_version": __version__,
         "duration_s": round(time.time() - t0, 1),
