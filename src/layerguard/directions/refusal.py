@@ -33,16 +33,24 @@ _REFUSAL_PATTERNS = [
     r"\bI (?:can(?:no|')t|cannot|won't) (?:and won't |and will not )?(?:help|assist)\b",
     r"\b(?:is|would be) (?:illegal|unethical|harmful|dangerous)(?: and|,)? (?:I|so I)\b",
     r"\bnot (?:able|allowed|permitted) to (?:help|assist|provide)\b",
-    r"\b(?:I must|I have to) (?:decline|refuse)\b",
+    r"\bI (?:must |have to )?(?:decline|refuse)\b",
+    r"(?:\bnot|n't) something I(?:'ll|'d| will| would| can| could)? ?"
+    r"(?:help|assist|do|share|provide|give|write|engage)",
+    r"\bI(?:'d| would) rather not\b",
     r"\bIt(?:'s| is) not (?:appropriate|ethical|legal) (?:to|for me)\b",
     r"\bI(?:'d| would) (?:strongly )?(?:advise|recommend|urge) (?:you )?against\b",
 ]
 _REFUSAL_RE = re.compile("|".join(_REFUSAL_PATTERNS), re.IGNORECASE)
 
 
+def find_refusal(text: str, window: int = 200) -> re.Match[str] | None:
+    """The first refusal phrase in the opening ``window`` characters (curly apostrophes read as straight)."""
+    return _REFUSAL_RE.search(text[:window].replace("\u2019", "'"))
+
+
 def is_refusal_text(text: str, window: int = 200) -> bool:
     """Whether a response refuses, judged from its opening ``window`` characters."""
-    return bool(_REFUSAL_RE.search(text[:window]))
+    return find_refusal(text, window) is not None
 
 
 @dataclass(frozen=True)
