@@ -116,3 +116,28 @@ def test_power_law_fit():
     fit = power_law([1, 2, 4, 8], [0.1, 0.2, 0.4, 0.8])
     assert fit is not None and abs(fit["b"] - 1) < 1e-9 and abs(fit["a"] - 0.1) < 1e-9 and fit["r2"] > 0.999
     assert power_law([1, 2], [0.1, 0.2]) is None
+
+
+def test_whitebox_attacks_need_and_use_a_direction(smollm2, tmp_path):
+    from layerguard.directions.extract import extract_directions
+
+    dirs = extract_directions(smollm2, load_builtin("harmful", "train")[:6], load_builtin("harmless", "train")[:6])
+    d = dirs["refusal@post_inst[5]"].with_layer(10)
+    d.save(tmp_path / "refusal")
+    with pytest.raises(InvalidInputError, match="need the model's refusal direction"):
+        Runner(smollm2, None, None, tmp_path / "a", RunConfig(attacks=["whitebox_ablate"]))
+    cfg = RunConfig(
+        attacks=["direct", "whitebox_ablate", "whitebox_subtract"],
+        max_new_tokens=6,
+        batch_size=4,
+        live_turns=False,
+        direction=str(tmp_path / "refusal"),
+    )
+    rows = Runner(smollm2, Guard([KeywordRing()]), "kw", tmp_path / "b", cfg).run(
+        load_builtin("harmful", "val")[:3], []
+    )
+    by = {(r["attack"], r["sample_id"], r["guarded"]): r["response"] for r in rows}
+    assert {r["family"] for r in rows} == {"baseline", "whitebox"}
+    ids = [s.id for s in load_builtin("harmful", "val")[:3]]
+    # the intervention changes what the model says for at least one prompt
+    assert any(by[("direct", i, False)] != by[("whitebox_ablate", i, False)] for i in ids)

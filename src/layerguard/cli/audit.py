@@ -25,6 +25,9 @@ def audit(
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 48,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     seed: Annotated[int, typer.Option()] = 0,
+    direction: Annotated[
+        Path | None, typer.Option(help="Refusal direction file: adds the white-box attacks (ablation, subtraction).")
+    ] = None,
 ) -> None:
     """Attack the model with and without a guard; write report.html, summary.json and results.jsonl."""
     from layerguard.redteam.audit import run_audit
@@ -43,6 +46,7 @@ def audit(
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         seed=seed,
+        direction=direction,
         log=lambda m: typer.echo(m, err=True),
     )
     asr = summary["asr"]

@@ -77,6 +77,30 @@ def build(
     typer.echo(f"wrote {path}")
 
 
+@app.command("train-classifier")
+def train_classifier_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="New directory for the classifier artefacts.")],
+    constitution: Annotated[Path | None, typer.Option(help="Constitution YAML (default: the packaged one).")] = None,
+    harmful: Annotated[str, typer.Option(help="Harmful training prompts.")] = "builtin:harmful:train",
+    benign: Annotated[
+        list[str] | None, typer.Option(help="Benign training prompts (repeatable; default harmless + borderline).")
+    ] = None,
+    target_fpr: Annotated[float, typer.Option(help="False-positive rate allowed on benign training prompts.")] = 0.05,
+) -> None:
+    """Train the constitutional classifier (MiniLM embeddings + sigmoid head) from a constitution file."""
+    from layerguard.data.loaders import load_dataset
+    from layerguard.guard.rings.classifier import Constitution, train_classifier
+
+    if (out / "classifier.json").exists() or (out.exists() and any(out.iterdir())):
+        raise InvalidInputError(f"{out} is not empty", hint="choose a new --out directory")
+    const = Constitution.load(constitution)
+    b = [s for spec in (benign or ["builtin:harmless:train", "builtin:borderline:train"]) for s in load_dataset(spec)]
+    model = train_classifier(const, load_dataset(harmful), b, target_fpr=target_fpr)
+    model.save(out)
+    typer.echo(json.dumps(model.stats, indent=2, default=float))
+    typer.echo(f"wrote {out}; add it to a guard.yaml as: - {{name: classifier, params: {{path: {out}}}}}")
+
+
 def _exchanges(path: Path) -> list[tuple[str, Any]]:
     from layerguard.data.io import read_prompt_records
     from layerguard.guard.types import Exchange, Message

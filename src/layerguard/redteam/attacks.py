@@ -227,6 +227,27 @@ def _escalation(conv: Conversation, s: Sample) -> Conversation:
     ]
 
 
+def _whitebox(conv: Conversation, s: Sample) -> Conversation:
+    """The request as is; the runner applies the model intervention named in the attack's params."""
+    return conv
+
+
+REGISTRY["whitebox_ablate"] = Attack(
+    "whitebox_ablate",
+    "whitebox",
+    _whitebox,
+    {"intervention": "ablate"},
+    "White-box worst case: the refusal direction ablated from every residual write (needs the direction).",
+)
+REGISTRY["whitebox_subtract"] = Attack(
+    "whitebox_subtract",
+    "whitebox",
+    _whitebox,
+    {"intervention": "subtract"},
+    "White-box: the refusal direction subtracted (activation addition, alpha=-1) at its layer.",
+)
+
+
 def compose(*names: str) -> Attack:
     """Apply attacks left to right: ``compose("base64", "roleplay")`` encodes, then wraps."""
     attacks = [get_attack(n) for n in names]

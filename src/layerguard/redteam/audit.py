@@ -36,7 +36,10 @@ DEFAULT_ATTACKS = [
 
 def full_attacks() -> list[str]:
     """Every registered attack plus two compositions."""
-    return sorted(a for a in REGISTRY if a != "escalation") + ["base64+roleplay", "leetspeak+dan"]
+    return sorted(a for a in REGISTRY if a != "escalation" and REGISTRY[a].family != "whitebox") + [
+        "base64+roleplay",
+        "leetspeak+dan",
+    ]
 
 
 def run_audit(
@@ -55,6 +58,7 @@ def run_audit(
     batch_size: int = 8,
     seed: int = 0,
     output_monitor: bool = True,
+    direction: Path | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] = lambda m: None,
 ) -> dict[str, Any]:
@@ -69,8 +73,17 @@ def run_audit(
     from layerguard.models import load_model
 
     t0 = time.time()
-    attacks = attacks or (full_attacks() if full else DEFAULT_ATTACKS)
-    cfg = RunConfig(attacks=attacks, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, judge=judge)
+    attacks = list(attacks or (full_attacks() if full else DEFAULT_ATTACKS))
+    if direction is not None and not any(a.startswith("whitebox_") for a in attacks):
+        attacks += ["whitebox_ablate", "whitebox_subtract"]
+    cfg = RunConfig(
+        attacks=attacks,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        seed=seed,
+        judge=judge,
+        direction=str(direction) if direction is not None else None,
+    )
     harmful = load_dataset(dataset)
     benign_set = load_dataset(benign) if benign else []
     if not full:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ class RunConfig:
     seed: int = 0
     judge: str = "refusal"  # success = not refused ("refusal") or not refused and rubric-harmful ("harm")
     live_turns: bool = True  # also run the escalation script turn by turn (refusal by turn)
+    direction: str | None = None  # refusal direction file for the white-box attacks
 
 
 def _digest(obj: Any) -> str:
@@ -77,6 +79,16 @@ class Runner:
         for a in config.attacks:
             get_attack(a)  # unknown names fail before any work
         get_judge(config.judge)
+        self.direction = None
+        if any(get_attack(a).family == "whitebox" for a in config.attacks):
+            if config.direction is None:
+                raise InvalidInputError(
+                    "white-box attacks need the model's refusal direction",
+                    hint="pass --direction FILE (from `layerguard lab select` or `lab study`) or drop whitebox_*",
+                )
+            from layerguard.directions.direction import Direction
+
+            self.direction = Direction.load(config.direction, model=lm)
         self.lm, self.guard, self.cfg, self.progress = lm, guard, config, progress
         self.out_dir = out_dir
         self.guard_id = guard_id
@@ -114,9 +126,16 @@ class Runner:
         with progress_bar(
             total=len(jobs), initial=len(jobs) - len(pending), desc="red team", unit="cell", enabled=self.progress
         ) as bar:
-            for i in range(0, len(pending), self.cfg.batch_size):
-                chunk = pending[i : i + self.cfg.batch_size]
-                store.put(self._cells(chunk))
+            chunks = [
+                group[i : i + self.cfg.batch_size]
+                for attack in dict.fromkeys(a for a, _ in pending)
+                for group in [[(a, s) for a, s in pending if a == attack]]
+                for i in range(0, len(group), self.cfg.batch_size)
+            ]
+            for chunk in chunks:
+                with self._intervention(chunk[0][0]):
+                    cells = self._cells(chunk)
+                store.put(cells)
                 bar.update(len(chunk))
                 batches += 1
                 if on_batch is not None:
@@ -126,6 +145,19 @@ class Runner:
             if self.cfg.live_turns:
                 self._live_turns([s for s in harmful], store)
         return store.rows()
+
+    def _intervention(self, attack: str) -> AbstractContextManager[None]:
+        """White-box attacks run inside an intervention on the model; the guard reads that same pass."""
+        from layerguard.activations.interventions import ablate_direction, add_vector
+
+        a = get_attack(attack)
+        if a.family != "whitebox":
+            return nullcontext()
+        assert self.direction is not None and self.direction.layer is not None
+        v = self.direction.at(self.direction.layer)
+        if a.params["intervention"] == "ablate":
+            return ablate_direction(self.lm, v)
+        return add_vector(self.lm, v, self.direction.layer, alpha=-1.0)
 
     def _cells(self, chunk: list[tuple[str, Sample]]) -> list[dict[str, Any]]:
         convs = [get_attack(a)(s) for a, s in chunk]
