@@ -60,6 +60,12 @@ def study(
     n_select: Annotated[int, typer.Option(min=2, help="Validation prompts per side for selection.")] = 16,
     n_eval: Annotated[int, typer.Option(min=2, help="Validation prompts per side for the causal tests.")] = 72,
     layers: Annotated[str, typer.Option(help="Layers to try in selection: 'auto' or comma-separated.")] = "auto",
+    positions: Annotated[
+        str, typer.Option(help="Refusal candidates to select among: 'all' or e.g. post_inst[0],post_inst[4].")
+    ] = "all",
+    n_token_prompts: Annotated[
+        int, typer.Option(min=4, help="Harmful prompts answered to derive refusal tokens.")
+    ] = 96,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 48,
     batch_size: BatchOpt = 8,
     seed: Annotated[int, typer.Option()] = 0,
@@ -71,6 +77,8 @@ def study(
         n_select=n_select,
         n_eval=n_eval,
         select_layers=None if layers == "auto" else _ints(layers),
+        select_positions=None if positions == "all" else [p.strip() for p in positions.split(",") if p.strip()],
+        n_token_prompts=n_token_prompts,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         seed=seed,

@@ -22,6 +22,7 @@ from layerguard.progress import progress_bar
 from layerguard.stats import auroc, rate
 
 DEFAULT_WRAPPERS = ("roleplay", "dan", "base64", "forged_turns")
+BASELINE_RINGS = ("keyword",)
 
 
 def _exchange(conv: list[dict[str, str]]) -> Exchange:
@@ -133,11 +134,19 @@ def evaluate_guard(
                     else:
                         dec = dict(raw)
                     for name, v in dec.items():
-                        add(f"decode+{name}", set_name, v.score, v.decision != "allow")
-                    stack = combine([dv, *dec.values()], None, [], 0.0)
-                    add("stack (decode+" + "+".join(dec) + ")", set_name, stack.score, stack.decision != "allow")
+                        add(
+                            f"{'baseline: ' if name in BASELINE_RINGS else ''}decode+{name}",
+                            set_name,
+                            v.score,
+                            v.decision != "allow",
+                        )
+                    # baselines (the keyword filter) are measured alone, never stacked into the guard
+                    members = {n: v for n, v in dec.items() if n not in BASELINE_RINGS}
+                    stack = combine([dv, *members.values()], None, [], 0.0)
+                    add("stack (decode+" + "+".join(members) + ")", set_name, stack.score, stack.decision != "allow")
                 for name, v in raw.items():
-                    add(name, set_name, v.score, v.decision != "allow")
+                    label = f"baseline: {name} filter" if name in BASELINE_RINGS else f"{name} alone"
+                    add(label, set_name, v.score, v.decision != "allow")
                 bar.update(1)
         if emb is not None:
             for s in emb([ex.last_user for ex in exchanges]):
