@@ -187,7 +187,8 @@ def eval_cmd(
     cfg = GuardConfig.load(guard)
     lm = load_model(model or cfg.model.name)
     g = load_guard(guard, lm)
-    rings: dict[str, Any] = {r.name: r for r in g.rings}
+    # rings that judge a prompt; the tool gate (tool calls) and output monitor (answers) are measured elsewhere
+    rings: dict[str, Any] = {r.name: r for r in g.rings if r.name in ("decode", "classifier", "latent")}
     rings["keyword"] = KeywordRing()
     train = load_builtin("harmful", "train")[:64] + load_builtin("harmless", "train")[:32]
     typer.echo("deriving the model's refusal tokens for the refusal baseline ...", err=True)
