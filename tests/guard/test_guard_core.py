@@ -95,6 +95,7 @@ def small_guard(smollm2, tmp_path_factory):
         target_fpr=0.1,
         layers=[6, 12, 18],
         category_fpr={"S1_violent_crimes": 0.0},
+        classifier=False,
     )
     return out / "guard.yaml"
 
@@ -125,7 +126,7 @@ def test_guard_refuses_held_out_and_other_models(tmp_path, smollm2, small_guard)
     held = [Sample(id=f"h{i}", prompt="x", label="harmful", split="test", meta={"held_out": True}) for i in range(8)]
     with pytest.raises(InvalidInputError, match="held"):
         build_guard(smollm2, tmp_path / "g", harmful=held, benign=load_builtin("harmless", "train")[:8])
-    text = small_guard.read_text().replace(smollm2.weights_sha256, "0" * 64)
+    text = small_guard.read_text().replace(smollm2.weights_sha256, "f" * 64)
     other = tmp_path / "other.yaml"
     other.write_text(text)
     (tmp_path / "latent").symlink_to(small_guard.parent / "latent")
