@@ -137,7 +137,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
                 for i in range(1, 7)
             ),
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            role="default model: refuses about 6 in 10 plainly harmful requests",
+            role="default model: refuses about half of plainly harmful requests",
         ),
     )
 }
