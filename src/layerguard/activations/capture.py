@@ -7,7 +7,6 @@ positions are kept; the forward pass stops after the last requested layer.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ from layerguard.activations.hooks import HookPoint, StopForward, hook_points, re
 from layerguard.activations.store import ActivationSet, ShardWriter
 from layerguard.errors import InvalidInputError
 from layerguard.models.architecture import find_base_model
+from layerguard.models.generate import cache_kwarg, shared_prefix
+from layerguard.models.generate import left_pad as pad_left
 from layerguard.models.handle import LoadedModel
 from layerguard.models.positions import PromptPositions, needs_template_parse, parse_position
 from layerguard.models.templates import ConversationLike
@@ -79,19 +80,9 @@ def _batches(lengths: list[int], batch_size: int, max_tokens: int) -> list[list[
 
 def left_pad(encoded: Sequence[PromptPositions], pad_id: int) -> tuple[Any, Any, Any, list[int]]:
     """Left-pad token ids; return ids, attention mask, position ids [batch, pos] and the pad offsets."""
-    import torch
-
-    width = max(p.n_tokens for p in encoded)
-    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    offsets = []
-    for row, p in enumerate(encoded):
-        off = width - p.n_tokens
-        ids[row, off:] = torch.tensor(p.input_ids, dtype=torch.long)
-        mask[row, off:] = 1
-        offsets.append(off)
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    return ids, mask, pos, offsets
+    ids, mask, pos = pad_left(encoded, pad_id)
+    width = ids.shape[1]
+    return ids, mask, pos, [width - p.n_tokens for p in encoded]
 
 
 def capture_activations(
@@ -188,20 +179,7 @@ def common_prefix_len(encoded: Sequence[PromptPositions], columns: Sequence[Sequ
 
     At least one token of every prompt stays outside the prefix.
     """
-    first = encoded[0].input_ids
-    n = min(p.n_tokens for p in encoded) - 1
-    for p in encoded[1:]:
-        ids = p.input_ids
-        k = 0
-        while k < n and ids[k] == first[k]:
-            k += 1
-        n = k
-    return max(0, min(n, min(min(c) for c in columns)))
-
-
-def _cache_kwarg(model: Any) -> str:
-    # transformers renamed past_key_values to cache; accept both generations
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return max(0, min(shared_prefix(encoded, min_len=0), min(min(c) for c in columns)))
 
 
 def _prefix_cache(lm: LoadedModel, prefix: list[int]) -> Any:
@@ -236,7 +214,7 @@ def _capture_block(
     n_prefix = common_prefix_len(encoded, columns)
     use_prefix = n_prefix >= min_prefix
     prefix_cache = _prefix_cache(lm, encoded[0].input_ids[:n_prefix]) if use_prefix else None
-    cache_kw = _cache_kwarg(lm.model)
+    cache_kw = cache_kwarg(lm.model)
     for rows in _batches([p.n_tokens for p in encoded], batch_size, max_tokens):
         batch = [encoded[r] for r in rows]
         kwargs: dict[str, Any] = {"use_cache": False}

@@ -17,6 +17,7 @@ from layerguard.errors import TemplateError
 from layerguard.guard.backend import Chunk, FinishReason, GenerationParams
 from layerguard.guard.rings.latent import hook_name
 from layerguard.guard.types import Exchange
+from layerguard.models.generate import cache_kwarg
 
 _PREFILL = "_layerguard_prefill"
 
@@ -130,7 +131,7 @@ class LocalBackend:
                     use_cache=True,
                     position_ids=pos,
                     logits_to_keep=1,
-                    **{self._cache_kw(): cache},
+                    **{cache_kwarg(self.lm.model): cache},
                 )
                 cache = res.cache if hasattr(res, "cache") else res.past_key_values
                 logits = res.logits[0, -1].float()
@@ -166,8 +167,3 @@ class LocalBackend:
                 "total_tokens": n_prompt + len(out_ids),
             },
         )
-
-    def _cache_kw(self) -> str:
-        import inspect
-
-        return "cache" if "cache" in inspect.signature(self.lm.model.forward).parameters else "past_key_values"

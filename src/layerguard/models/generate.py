@@ -16,7 +16,8 @@ from layerguard.models.templates import ConversationLike
 from layerguard.progress import progress_bar
 
 
-def _left_pad(batch: Sequence[PromptPositions], pad_id: int) -> tuple[Any, Any, Any]:
+def left_pad(batch: Sequence[PromptPositions], pad_id: int) -> tuple[Any, Any, Any]:
+    """Left-pad token ids; return ids, attention mask and position ids, each ``[batch, pos]``."""
     import torch
 
     width = max(p.n_tokens for p in batch)
@@ -37,6 +38,11 @@ def encode_many(
 ) -> list[PromptPositions]:
     """Render and tokenize conversations (no instruction parsing)."""
     return [lm.encode(c, system=system, find_instruction=False) for c in conversations]
+
+
+def cache_kwarg(model: Any) -> str:
+    """Name of the key/value-cache argument: transformers renamed ``past_key_values`` to ``cache``."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def shared_prefix(encoded: Sequence[PromptPositions], min_len: int = 8) -> int:
@@ -75,7 +81,7 @@ def last_logits(
     order = _order(encoded)
     pad = lm.tokenizer.pad_token_id
     n_prefix = shared_prefix(encoded) if prefix_cache else 0
-    cache_kw = "cache" if "cache" in inspect.signature(lm.model.forward).parameters else "past_key_values"
+    cache_kw = cache_kwarg(lm.model)
     prefix_kv = None
     if n_prefix:
         with torch.inference_mode():
@@ -87,13 +93,13 @@ def last_logits(
             batch = [encoded[r] for r in rows]
             if prefix_kv is not None:
                 suffixes = [PromptPositions(p.text, p.input_ids[n_prefix:], None) for p in batch]
-                ids, mask, pos = _left_pad(suffixes, pad)
+                ids, mask, pos = left_pad(suffixes, pad)
                 mask = torch.cat([torch.ones((len(rows), n_prefix), dtype=torch.long), mask], dim=1)
                 kv = copy.deepcopy(prefix_kv)
                 kv.batch_repeat_interleave(len(rows))
                 kwargs: dict[str, Any] = {cache_kw: kv, "use_cache": True, "position_ids": pos + n_prefix}
             else:
-                ids, mask, pos = _left_pad(batch, pad)
+                ids, mask, pos = left_pad(batch, pad)
                 kwargs = {"use_cache": False, "position_ids": pos}
             with torch.inference_mode():
                 logits = lm.model(input_ids=ids, attention_mask=mask, logits_to_keep=1, **kwargs).logits
@@ -123,7 +129,7 @@ def generate(
     with progress_bar(total=len(order), desc=desc, unit="prompt", enabled=progress) as bar:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            ids, mask, _ = _left_pad([encoded[r] for r in rows], pad)
+            ids, mask, _ = left_pad([encoded[r] for r in rows], pad)
             with torch.inference_mode():
                 out = lm.model.generate(
                     input_ids=ids,
