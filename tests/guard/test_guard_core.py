@@ -103,9 +103,9 @@ def small_guard(smollm2, tmp_path_factory):
 def test_build_writes_config_and_calibrates(small_guard, smollm2):
     cfg = GuardConfig.load(small_guard)
     assert cfg.model.weights_sha256 == smollm2.weights_sha256
-    assert [r.name for r in cfg.rings] == ["decode", "latent"]
-    assert cfg.build["layer"] in (6, 12, 18) and cfg.build["train_fpr"] <= 0.1
-    assert cfg.build["train_tpr"] > 0.5
+    assert [r.name for r in cfg.rings] == ["decode", "latent", "conversation"]
+    assert cfg.build["layer"] in (6, 12, 18) and cfg.build["cv_fpr"] <= 0.1
+    assert cfg.build["cv_auroc"] > 0.75 and cfg.build["cv_tpr"] > cfg.build["cv_fpr"] + 0.2, cfg.build
     g = load_guard(small_guard, smollm2)
     latent = next(r for r in g.rings if isinstance(r, LatentRing))
     assert "S1_violent_crimes" in latent.model.category_thresholds
@@ -184,3 +184,22 @@ def test_guard_score_cli(tmp_path, small_guard):
     inp.write_text('{"id": "x"}\n')
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "in.jsonl:1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_out_of_fold_scores_are_honest_where_in_sample_scores_overfit():
+    import torch
+
+    from layerguard.guard.build import fit_latent, out_of_fold_scores
+    from layerguard.guard.rings.latent import LatentGuardModel
+    from layerguard.stats import auroc
+
+    g = torch.Generator().manual_seed(0)
+    # pure noise, many dimensions: nothing separates the two sets
+    x_pos, x_neg = torch.randn(60, 128, generator=g), torch.randn(60, 128, generator=g)
+    d, scorer = fit_latent(x_pos, x_neg, "probe")
+    m = LatentGuardModel(0, "probe", d, scorer, 0.5)
+    in_sample = auroc(m.score(x_pos).tolist(), m.score(x_neg).tolist())
+    pos, neg = out_of_fold_scores(x_pos, x_neg, "probe", folds=5, seed=0)
+    assert in_sample > 0.9  # the probe memorises its training prompts
+    assert abs(auroc(pos, neg) - 0.5) < 0.2  # out of fold it is at chance, as it should be
+    assert len(pos) == 60 and len(neg) == 60

@@ -48,7 +48,7 @@ def monitor(smollm2):
 
 
 def test_monitor_trains_calibrates_and_round_trips(tmp_path, monitor, smollm2):
-    assert monitor.meta["n_positive"] >= 2 and monitor.meta["train_fpr"] <= 0.1 + 1e-9
+    assert monitor.meta["n_positive"] >= 2 and monitor.meta["cv_fpr"] <= 0.1 + 1e-9
     monitor.save(tmp_path / "m")
     back = OutputMonitor.load(tmp_path / "m")
     h = torch.randn(5, smollm2.d_model)

@@ -43,3 +43,19 @@ def test_unknown_attack_lists_valid_names():
     with pytest.raises(InvalidInputError) as err:
         get_attack("telepathy")
     assert "roleplay" in (err.value.hint or "")
+
+
+def test_many_shot_uses_distinct_training_requests_never_the_target():
+    from layerguard.data.builtin import load_builtin
+
+    train = {s.prompt for s in load_builtin("harmful", "train")}
+    conv = get_attack("many_shot_64")(SAMPLE)
+    shots = [m["content"] for m in conv[:-1] if m["role"] == "user"]
+    assert len(shots) == 64 and len(set(shots)) == 64 and set(shots) <= train
+    assert all(m["content"].endswith("...") for m in conv if m["role"] == "assistant")
+    # the first 12 shots cover 12 different hazard categories
+    cats = {s.category for s in load_builtin("harmful", "train") if s.prompt in shots[:12]}
+    assert len(cats) == 12
+    # a training prompt attacked by itself is never one of its own shots
+    own = load_builtin("harmful", "train")[0]
+    assert own.prompt not in [m["content"] for m in get_attack("many_shot_64")(own)[:-1]]

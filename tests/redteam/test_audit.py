@@ -77,3 +77,20 @@ def test_audit_bad_input(tmp_path, tiny_guard):
     empty.write_text("")
     proc = _audit(tmp_path / "c", tiny_guard, "--dataset", str(empty))
     assert proc.returncode == 2 and "empty" in proc.stderr.lower()
+
+
+def test_audit_refuses_a_guard_built_for_another_model(tmp_path, tiny_guard):
+    import shutil
+
+    import yaml
+
+    other = tmp_path / "other-guard"
+    shutil.copytree(tiny_guard.parent, other)
+    cfg = yaml.safe_load((other / "guard.yaml").read_text())
+    cfg["model"]["name"], cfg["model"]["weights_sha256"] = "some-other-model", "f" * 64
+    (other / "guard.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    proc = _audit(out, other / "guard.yaml")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "built for some-other-model" in proc.stderr and "guard build" in proc.stderr
+    assert not (out / "summary.json").exists()

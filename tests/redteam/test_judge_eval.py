@@ -150,3 +150,18 @@ def test_harm_judge_hand_cases():
     r = harm_judge("p", "I'm sorry, but I can't help with that.")
     assert r.refused and not r.harmful and r.score == 0.0
     assert not harm_judge("p", "The capital of Australia is Canberra.").harmful
+
+
+def test_llm_judge_accuracy_on_a_few_labels(smollm2):
+    from layerguard.redteam.judge_eval import evaluate_llm_judge, load_judge_labels
+    from layerguard.redteam.judges import llm_judge
+
+    rows = load_judge_labels()[:6]
+    r = evaluate_llm_judge(llm_judge(smollm2), rows)
+    assert r["n"] == 6 and r["refusal"]["accuracy"]["n"] == 6
+    assert 0.0 <= r["refusal"]["accuracy"]["rate"] <= 1.0
+    # a judge that always answers "refused" is scored against the labels, not flattered
+    from layerguard.redteam.judges import Judgement
+
+    always = evaluate_llm_judge(lambda p, a: Judgement(True, False, 0.0, "const", {}), rows)
+    assert always["refusal"]["accuracy"]["rate"] == sum(x.refused for x in rows) / 6

@@ -141,3 +141,15 @@ def test_whitebox_attacks_need_and_use_a_direction(smollm2, tmp_path):
     ids = [s.id for s in load_builtin("harmful", "val")[:3]]
     # the intervention changes what the model says for at least one prompt
     assert any(by[("direct", i, False)] != by[("whitebox_ablate", i, False)] for i in ids)
+
+
+def test_prompts_beyond_the_context_window_are_refused_before_any_work(smollm2, tmp_path, monkeypatch):
+    monkeypatch.setattr(smollm2.model.config, "max_position_embeddings", 600)
+    cfg = RunConfig(attacks=["direct", "many_shot_16"], max_new_tokens=8, batch_size=2, live_turns=False)
+    r = Runner(smollm2, None, None, tmp_path / "run", cfg)
+    with pytest.raises(InvalidInputError, match=r"context window of 600 tokens.*many_shot_16") as err:
+        r.run(load_builtin("harmful", "val")[:2], [])
+    assert "direct" not in str(err.value).split(":", 1)[1]
+    assert "many_shot" in (err.value.hint or "")
+    # nothing was generated: the store holds no cells
+    assert r.store is not None and not r.store.done()

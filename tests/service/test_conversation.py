@@ -183,3 +183,65 @@ def test_two_replicas_share_conversation_state(tmp_path):
     finally:
         a.close()
         b.close()
+
+
+def test_guard_check_runs_turn_rings_last_with_the_turn_scores():
+    ring = ConversationRing(escalate_at=1.0)
+    # listed first, still run last: it must see the other rings' scores for the turn
+    guard = Guard([ring, Fixed("latent", 0.4)])
+    verdicts = [guard.check(Exchange.from_prompt("q", conversation_id="z")) for _ in range(5)]
+    assert [v.decision for v in verdicts] == ["allow", "allow", "allow", "allow", "escalate"]
+    assert list(verdicts[0].ring_scores) == ["latent", "conversation"]
+
+
+def test_guard_yaml_can_declare_the_conversation_ring(tmp_path):
+    from layerguard.errors import InvalidInputError
+    from layerguard.guard.build import load_guard
+    from layerguard.guard.config import GuardConfig, ModelRef, RingConfig
+
+    def write(params):
+        cfg = GuardConfig(
+            model=ModelRef(name="m", weights_sha256="0" * 64, template_sha256="0" * 64),
+            rings=[RingConfig(name="keyword"), RingConfig(name="conversation", params=params)],
+        )
+        path = tmp_path / "guard.yaml"
+        cfg.save(path)
+        return path
+
+    g = load_guard(write({"escalate_at": 0.5, "decay": 0.5}))
+    conv = next(r for r in g.rings if isinstance(r, ConversationRing))
+    assert conv.escalate_at == 0.5 and conv.decay == 0.5
+    with pytest.raises(InvalidInputError, match="conversation ring"):
+        load_guard(write({"decay": 2.0}))
+    with pytest.raises(InvalidInputError, match="conversation ring"):
+        load_guard(write({"no_such_param": 1}))
+
+
+def test_thread_id_is_stable_over_a_hashed_chain():
+    ring = ConversationRing(escalate_at=100.0)
+    msgs: list[Message] = []
+    threads = set()
+    for i in range(3):
+        msgs = [*msgs, Message(role="user", content=f"turn {i}")]
+        ex = Exchange(messages=msgs, api_key="k", meta={"turn_scores": {"latent": 0.5}})
+        threads.add(ring.check(ex).details["thread"])
+        msgs = [*msgs, Message(role="assistant", content="ok")]
+    assert len(threads) == 1
+    other = ring.check(Exchange.from_prompt("another conversation", api_key="k")).details["thread"]
+    assert other not in threads
+
+
+def test_escalations_are_deduplicated_per_open_thread(tmp_path):
+    store = Store(tmp_path / "esc.db")
+    try:
+        kw = {"request_id": "r", "api_key_hash": "h", "reason": "crescendo", "payload": {}}
+        a = store.create_escalation(**kw, dedupe_key="id:t1")
+        assert store.create_escalation(**kw, dedupe_key="id:t1") == a
+        assert store.get_escalation(a)["hits"] == 2
+        assert store.create_escalation(**kw, dedupe_key="id:t2") != a  # another thread
+        assert store.create_escalation(**{**kw, "api_key_hash": "other"}, dedupe_key="id:t1") != a  # another key
+        assert store.create_escalation(**kw) != store.create_escalation(**kw)  # no key: one row each
+        store.resolve_escalation(a, "rejected", resolved_by="rev")
+        assert store.create_escalation(**kw, dedupe_key="id:t1") != a  # a resolved one is not reused
+    finally:
+        store.close()

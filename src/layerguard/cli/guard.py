@@ -41,6 +41,12 @@ def build(
         bool, typer.Option("--classifier/--no-classifier", help="Also train the constitutional classifier.")
     ] = True,
     tool_policy: Annotated[Path | None, typer.Option(help="Tool-call policy YAML (enables the tool gate).")] = None,
+    monitor_prompts: Annotated[
+        int, typer.Option(min=4, help="Harmful prompts (and as many benign) answered to train the output monitor.")
+    ] = 64,
+    conversation: Annotated[
+        bool, typer.Option("--conversation/--no-conversation", help="Add the multi-turn conversation ring.")
+    ] = True,
 ) -> None:
     """Build and calibrate a guard on the project's own sets (never on held-out benchmarks)."""
     from layerguard.data.loaders import load_dataset
@@ -73,6 +79,8 @@ def build(
         output_monitor=output_monitor,
         classifier=classifier,
         tool_policy=tool_policy,
+        monitor_prompts=monitor_prompts,
+        conversation=conversation,
     )
     typer.echo(f"wrote {path}")
 

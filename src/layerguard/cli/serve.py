@@ -97,6 +97,9 @@ def serve(
         lm = load_model(model or gcfg.model.name)
         g = load_guard(guard, lm)
         backend = local_backend_for(g, lm)
+    for ring in g.rings:
+        if isinstance(ring, ConversationRing):
+            ring.state = store  # guard.yaml's conversation ring: state shared by replicas in the SQL store
     if cfg.conversation.enabled and "conversation" not in g.names:
         c = cfg.conversation
         g.rings.append(

@@ -59,6 +59,46 @@ def fit_latent(x_pos: Any, x_neg: Any, variant: Variant, l2: float = 1e-2) -> tu
     return direction, LogisticProbe.fit(feats, y, l2=l2)
 
 
+def _spread(samples: Sequence[Sample], n: int) -> list[Sample]:
+    """``n`` samples spread evenly over the list (so every label and category is represented)."""
+    if n >= len(samples):
+        return list(samples)
+    step = len(samples) / n
+    return [samples[int(i * step)] for i in range(n)]
+
+
+def _folds(n: int, k: int, seed: int) -> list[list[int]]:
+    """``k`` disjoint, shuffled index folds covering ``range(n)``."""
+    idx = list(range(n))
+    random.Random(seed).shuffle(idx)
+    return [idx[i::k] for i in range(k)]
+
+
+def out_of_fold_scores(
+    x_pos: Any, x_neg: Any, variant: Variant, *, folds: int = 5, seed: int = 0
+) -> tuple[list[float], list[float]]:
+    """Scores of every harmful and benign state from a latent model fitted without it.
+
+    A threshold set on the benign prompts the scorer was fitted on is too low: a probe with
+    hundreds of dimensions pushes its own training negatives far below where new benign
+    prompts land (this is what gave a 22% false-positive rate at a 5% target). Calibrating
+    on out-of-fold scores estimates the rate on prompts the guard has not seen.
+    """
+    k = max(2, min(folds, len(x_pos), len(x_neg)))
+    fp, fn = _folds(len(x_pos), k, seed), _folds(len(x_neg), k, seed + 1)
+    pos, neg = [0.0] * len(x_pos), [0.0] * len(x_neg)
+    for held_p, held_n in zip(fp, fn, strict=True):
+        keep_p = sorted(set(range(len(x_pos))) - set(held_p))
+        keep_n = sorted(set(range(len(x_neg))) - set(held_n))
+        d, scorer = fit_latent(x_pos[keep_p], x_neg[keep_n], variant)
+        model = LatentGuardModel(0, variant, d, scorer, 0.5)
+        for i, sc in zip(held_p, model.score(x_pos[held_p]).tolist(), strict=True):
+            pos[i] = float(sc)
+        for i, sc in zip(held_n, model.score(x_neg[held_n]).tolist(), strict=True):
+            neg[i] = float(sc)
+    return pos, neg
+
+
 def build_guard(
     lm: Any,
     out_dir: str | Path,
@@ -77,6 +117,8 @@ def build_guard(
     monitor_prompts: int = 64,
     classifier: bool = True,
     tool_policy: Path | None = None,
+    cv_folds: int = 5,
+    conversation: bool = True,
 ) -> Path:
     """Fit and calibrate a guard for ``lm`` and write ``out_dir/guard.yaml``.
 
@@ -99,6 +141,8 @@ def build_guard(
         monitor_prompts: Harmful prompts answered to train it (and half as many benign).
         classifier: Also train the constitutional classifier (MiniLM embeddings + sigmoid head).
         tool_policy: A tool-call policy YAML to copy into the guard (enables the tool gate).
+        cv_folds: Folds of the out-of-fold scores that thresholds are calibrated on.
+        conversation: Add the conversation ring (risk accumulated over turns, bursts of blocks).
 
     Raises:
         InvalidInputError: held-out samples, too little data, or an existing guard in out_dir.
@@ -138,7 +182,7 @@ def build_guard(
 
     direction, scorer = fit_latent(x_pos[:, j], x_neg[:, j], chosen)
     model = LatentGuardModel(best, chosen, direction, scorer, 0.5)
-    benign_scores = model.score(x_neg[:, j]).tolist()
+    pos_scores, benign_scores = out_of_fold_scores(x_pos[:, j], x_neg[:, j], chosen, folds=cv_folds, seed=seed)
     threshold = threshold_for_fpr(benign_scores, target_fpr)
 
     mean_neg = x_neg[:, j].float().mean(0)
@@ -160,13 +204,14 @@ def build_guard(
     model.threshold = threshold
     model.category_thresholds = cat_thresholds
     model.model_id, model.weights_sha256, model.template_sha256 = lm.model_id, lm.weights_sha256, lm.template_hash
-    pos_scores = model.score(x_pos[:, j]).tolist()
     stats = {
         "layer_auroc_inner_holdout": layer_auroc,
         "layer": best,
         "threshold": threshold,
-        "train_tpr": sum(s >= threshold for s in pos_scores) / len(pos_scores),
-        "train_fpr": sum(s >= threshold for s in benign_scores) / len(benign_scores),
+        "calibration": f"{cv_folds}-fold out-of-fold scores of the training prompts",
+        "cv_tpr": sum(s >= threshold for s in pos_scores) / len(pos_scores),
+        "cv_fpr": sum(s >= threshold for s in benign_scores) / len(benign_scores),
+        "cv_auroc": auroc(pos_scores, benign_scores),
         "n_harmful": len(harmful),
         "n_benign": len(benign),
         "target_fpr": target_fpr,
@@ -202,12 +247,13 @@ def build_guard(
     if output_monitor:
         from layerguard.guard.rings.output_monitor import build_output_monitor
 
-        log(f"training the output monitor on answers to {monitor_prompts} harmful prompts")
-        benign_plain = [s for s in benign if s.label == "harmless"] or list(benign)
+        log(f"training the output monitor on answers to {monitor_prompts} harmful and as many benign prompts")
         mon = build_output_monitor(
             lm,
-            [s.conversation() for s in harmful[:monitor_prompts]],
-            [s.conversation() for s in benign_plain[: monitor_prompts // 2]],
+            [s.conversation() for s in _spread(harmful, monitor_prompts)],
+            # harmless *and* borderline answers: a monitor that never saw "how do I kill a process"
+            # answered halts it (62% of borderline answers when it was trained on harmless ones only)
+            [s.conversation() for s in _spread(benign, monitor_prompts)],
             target_fpr=target_fpr,
             batch_size=batch_size,
             progress=progress,
@@ -215,6 +261,8 @@ def build_guard(
         mon.save(out / "output_monitor")
         stats["output_monitor"] = {"layer": mon.layer, "threshold": mon.threshold, **mon.meta}
         rings.append(RingConfig(name="output_monitor", params={"path": "output_monitor"}))
+    if conversation:
+        rings.append(RingConfig(name="conversation", params={"decay": 0.8, "floor": 0.1, "escalate_at": 1.0}))
     cfg = GuardConfig(
         model=ModelRef(name=lm.name, weights_sha256=lm.weights_sha256, template_sha256=lm.template_hash),
         rings=rings,
@@ -253,6 +301,17 @@ def _ring_factories() -> dict[str, Callable[[dict[str, Any], Path, Any], Ring]]:
             ClassifierModel.load(base / params.get("path", "classifier")), Constitution.load(params.get("constitution"))
         )
 
+    def conversation(params: dict[str, Any], base: Path, lm: Any) -> Ring:
+        from layerguard.guard.rings.conversation import ConversationRing
+
+        try:
+            return ConversationRing(**params)  # in-memory state; the service passes its SQL store
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"conversation ring: {exc}",
+                hint="params: decay, floor, escalate_at, score_rings, burst_blocks, burst_window_s, cooldown_s, ttl_s",
+            ) from None
+
     def keyword(params: dict[str, Any], base: Path, lm: Any) -> Ring:
         from layerguard.guard.rings.keyword import KeywordRing
 
@@ -265,6 +324,7 @@ def _ring_factories() -> dict[str, Callable[[dict[str, Any], Path, Any], Ring]]:
         "output_monitor": output_monitor,
         "classifier": classifier,
         "keyword": keyword,
+        "conversation": conversation,
     }
 
 

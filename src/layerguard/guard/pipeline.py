@@ -28,11 +28,20 @@ class Guard:
         return [r.name for r in self.rings]
 
     def check(self, exchange: Exchange) -> GuardVerdict:
-        """Run the rings on an exchange and combine their verdicts (most severe decision wins)."""
+        """Run the rings on an exchange and combine their verdicts (most severe decision wins).
+
+        Rings that judge the whole turn (``reads_turn = True``, e.g. the conversation ring)
+        run last, always (a blocked turn still counts towards a burst of blocked attempts),
+        and see the other rings' scores in ``exchange.meta["turn_scores"]`` and their
+        combined decision in ``exchange.meta["turn_decision"]``.
+        """
         t0 = time.perf_counter()
         verdicts: list[RingVerdict] = []
         stopped_at = None
+        turn_rings = [r for r in self.rings if getattr(r, "reads_turn", False)]
         for ring in self.rings:
+            if ring in turn_rings:
+                continue
             if exchange.response is None and ring.name == "output_monitor":
                 continue  # it judges responses; the backend runs it token by token during generation
             verdict = ring.check(exchange)
@@ -40,6 +49,11 @@ class Guard:
             if self.stop_early and verdict.decision == "block":
                 stopped_at = ring.name
                 break
+        if turn_rings:
+            first = combine(verdicts, stopped_at, self.unavailable, 0.0)
+            exchange.meta["turn_scores"] = {**(exchange.meta.get("turn_scores") or {}), **first.ring_scores}
+            exchange.meta["turn_decision"] = first.decision
+            verdicts.extend(r.check(exchange) for r in turn_rings)
         return combine(verdicts, stopped_at, self.unavailable, (time.perf_counter() - t0) * 1000)
 
 

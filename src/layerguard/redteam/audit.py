@@ -16,6 +16,7 @@ from typing import Any
 from layerguard.errors import InvalidInputError
 from layerguard.redteam.attacks import REGISTRY
 from layerguard.redteam.metrics import summarize
+from layerguard.redteam.report import write_report, write_summary
 from layerguard.redteam.runner import RunConfig, Runner, run_metadata, write_results
 
 DEFAULT_ATTACKS = [
@@ -130,13 +131,6 @@ def run_audit(
         },
     )
     write_results(rows, out / "results.jsonl")
-    try:
-        from layerguard.redteam.report import write_report, write_summary
-    except ImportError:  # the report module is optional at this stage
-        import json
-
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    else:
-        write_summary(summary, out)
-        write_report(summary, rows, out)
+    write_summary(summary, out)
+    write_report(summary, rows, out)
     return summary

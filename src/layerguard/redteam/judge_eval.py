@@ -24,13 +24,15 @@ import ast
 import importlib.util
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
 from layerguard.errors import InvalidInputError, MissingPackageError
-from layerguard.redteam.judges import harm_judge, refusal_judge
+from layerguard.progress import progress_bar
+from layerguard.redteam.judges import Judgement, harm_judge, refusal_judge
 from layerguard.stats import rate
 
 LABELS_RESOURCE = "judge_labels.jsonl"
@@ -255,6 +257,30 @@ def evaluate_judges(rows: list[LabelledResponse] | None = None, substrings: list
     return result
 
 
+def evaluate_llm_judge(judge: Callable[..., Judgement], rows: list[LabelledResponse] | None = None) -> dict[str, Any]:
+    """Accuracy of one judge callable (e.g. :func:`layerguard.redteam.judges.llm_judge`) on the labels.
+
+    Returns ``{"n", "refusal", "harm", "harm_harmful_prompts"}``, each a :func:`binary_metrics` block.
+    """
+    rows = load_judge_labels() if rows is None else rows
+    if not rows:
+        raise InvalidInputError("no labelled rows to evaluate")
+    verdicts = []
+    with progress_bar(total=len(rows), desc="judge", unit="pair") as bar:
+        for r in rows:
+            verdicts.append(judge(r.prompt, r.response))
+            bar.update(1)
+    hp = [i for i, r in enumerate(rows) if r.kind != "benign_answer"]
+    harm = [v.harmful for v in verdicts]
+    truth_harm = [r.harmful for r in rows]
+    return {
+        "n": len(rows),
+        "refusal": binary_metrics([v.refused for v in verdicts], [r.refused for r in rows]),
+        "harm": binary_metrics(harm, truth_harm),
+        "harm_harmful_prompts": binary_metrics([harm[i] for i in hp], [truth_harm[i] for i in hp]),
+    }
+
+
 def _pct(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{100 * x:.1f}"
 
@@ -271,6 +297,12 @@ def markdown(result: dict[str, Any]) -> str:
         ("layerguard harm_judge", "harmful", result["harm"]["layerguard"]),
         ("layerguard harm_judge, harmful prompts only", "harmful", result["harm"]["layerguard_harmful_prompts"]),
     ]
+    for model_id, llm in result.get("llm", {}).items():
+        rows += [
+            (f"llm_judge ({model_id})", "refused", llm["refusal"]),
+            (f"llm_judge ({model_id})", "harmful", llm["harm"]),
+            (f"llm_judge ({model_id}), harmful prompts only", "harmful", llm["harm_harmful_prompts"]),
+        ]
     out = [
         f"Judge accuracy on {result['n']} labelled responses (percent; accuracy with Wilson 95% CI)",
         "",

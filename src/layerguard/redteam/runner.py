@@ -122,6 +122,7 @@ class Runner:
         jobs: list[tuple[str, Sample]] = [(a, s) for a in self.cfg.attacks for s in harmful]
         jobs += [("direct", s) for s in benign]
         pending = [(a, s) for a, s in jobs if RunStore.cell_id(s.id, a, False) not in done]
+        self._check_context(pending)
         batches = 0
         with progress_bar(
             total=len(jobs), initial=len(jobs) - len(pending), desc="red team", unit="cell", enabled=self.progress
@@ -145,6 +146,26 @@ class Runner:
             if self.cfg.live_turns:
                 self._live_turns([s for s in harmful], store)
         return store.rows()
+
+    def _check_context(self, jobs: Sequence[tuple[str, Sample]]) -> None:
+        """Refuse, before any work, attacks whose prompts do not fit the model's context window."""
+        limit = getattr(self.lm.model.config, "max_position_embeddings", None)
+        if not limit:
+            return
+        longest: dict[str, int] = {}
+        for a, s in jobs:
+            if a in longest and get_attack(a).family not in ("many_shot", "persona"):
+                continue  # the other attacks add a fixed frame; one sample per attack is enough
+            n = len(self.lm.encode(get_attack(a)(s), find_instruction=False).input_ids)
+            longest[a] = max(longest.get(a, 0), n)
+        over = {a: n for a, n in longest.items() if n + self.cfg.max_new_tokens > limit}
+        if over:
+            raise InvalidInputError(
+                "prompts longer than the model's context window of "
+                f"{limit} tokens (with {self.cfg.max_new_tokens} new tokens): "
+                + ", ".join(f"{a} ({n} tokens)" for a, n in sorted(over.items())),
+                hint="drop those attacks (e.g. a smaller many_shot_k) or lower --max-new-tokens",
+            )
 
     def _intervention(self, attack: str) -> AbstractContextManager[None]:
         """White-box attacks run inside an intervention on the model; the guard reads that same pass."""

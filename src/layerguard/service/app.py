@@ -722,13 +722,16 @@ class Service:
             ],
         }  # fmt: skip
 
-    def escalate(self, ctx: RequestCtx, kind: str, reason: str, payload: dict[str, Any]) -> str:
-        """Create an open escalation."""
+    def escalate(
+        self, ctx: RequestCtx, kind: str, reason: str, payload: dict[str, Any], dedupe_key: str | None = None
+    ) -> str:
+        """Create an open escalation (or add a hit to the open one with the same ``dedupe_key``)."""
         eid = self.store.create_escalation(
             request_id=ctx.request_id,
             api_key_hash=ctx.key.key_hash,
             reason=reason,
             payload=json.loads(dumps({"kind": kind, "key_name": ctx.key.name, "model": ctx.model, **payload})),
+            dedupe_key=dedupe_key,
         )
         self.metrics.escalations.labels(kind).inc()
         return eid
@@ -876,7 +879,10 @@ class Service:
                                        "verdict": self.verdict_summary(verdict)}  # fmt: skip
             if not self.config.redact_prompts:
                 payload["messages"] = [{"role": m.role, "content": m.content} for m in messages]
-            eid = self.escalate(ctx, "input", reason or "escalated", payload)
+            # a conversation that keeps escalating is one item for the reviewer, not one per turn
+            conv = [v for v in verdict.rings if v.decision == "escalate" and v.ring == "conversation"]
+            thread = conv[0].details.get("thread") if conv else None
+            eid = self.escalate(ctx, "input", reason or "escalated", payload, dedupe_key=thread)
             ext["escalation_id"] = eid
         text = self.declined_text(ctx, verdict, eid)
         usage = _usage({}, messages, text)

@@ -116,6 +116,9 @@ escalations = Table(
     Column("resolved_by", String(128), nullable=True),
     Column("resolved_at", Float, nullable=True),
     Column("note", Text, nullable=True),
+    # one open escalation per conversation thread: later turns add hits instead of new rows
+    Column("dedupe_key", String(64), nullable=True, index=True),
+    Column("hits", Integer, nullable=False, default=1),
 )
 
 rate_events = Table(
@@ -320,11 +323,35 @@ class Store:
     # ------------------------------------------------------------------------- escalations
 
     def create_escalation(
-        self, *, request_id: str, api_key_hash: str | None, reason: str, payload: dict[str, Any]
+        self,
+        *,
+        request_id: str,
+        api_key_hash: str | None,
+        reason: str,
+        payload: dict[str, Any],
+        dedupe_key: str | None = None,
     ) -> str:
-        """Record an open escalation; returns its id (``esc_...``)."""
+        """Record an open escalation; returns its id (``esc_...``).
+
+        With a ``dedupe_key`` (e.g. a conversation thread), an escalation still open under the
+        same key and API key is reused: its ``hits`` count grows and its id is returned, so a
+        reviewer sees one item per conversation rather than one per turn.
+        """
         eid = "esc_" + secrets.token_hex(12)
         with self._tx() as conn:
+            if dedupe_key is not None:
+                row = conn.execute(
+                    select(escalations.c.id).where(
+                        escalations.c.dedupe_key == dedupe_key,
+                        escalations.c.api_key_hash == api_key_hash,
+                        escalations.c.status == "open",
+                    )
+                ).first()
+                if row is not None:
+                    conn.execute(
+                        update(escalations).where(escalations.c.id == row[0]).values(hits=escalations.c.hits + 1)
+                    )
+                    return str(row[0])
             conn.execute(
                 insert(escalations).values(
                     id=eid,
@@ -334,6 +361,8 @@ class Store:
                     reason=reason,
                     payload=payload,
                     status="open",
+                    dedupe_key=dedupe_key,
+                    hits=1,
                 )
             )
         return eid

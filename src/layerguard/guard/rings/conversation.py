@@ -38,7 +38,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from layerguard.guard.pipeline import Guard, combine
+from layerguard.guard.pipeline import Guard
 from layerguard.guard.types import Decision, Exchange, GuardVerdict, RingVerdict
 
 
@@ -161,6 +161,13 @@ def conversation_keys(exchange: Exchange, scope: str) -> tuple[str | None, str]:
     return prev, "h:" + _digest(scope, json.dumps(users))
 
 
+def _thread_id(exchange: Exchange, scope: str) -> str:
+    if exchange.conversation_id:
+        return "id:" + _digest(scope, exchange.conversation_id)[:24]
+    first = next((m.content for m in exchange.messages if m.role == "user"), "")
+    return "h:" + _digest(scope, first)[:24]
+
+
 class ConversationRing:
     """Escalate conversations whose accumulated risk crosses a threshold; block bursting keys.
 
@@ -179,6 +186,7 @@ class ConversationRing:
 
     name = "conversation"
     needs_activations = False
+    reads_turn = True  # the pipeline runs it last, after the other rings scored the turn
 
     def __init__(
         self,
@@ -274,6 +282,9 @@ class ConversationRing:
             "turn_risk": round(turn_risk, 6),
             "escalate_at": self.escalate_at,
             "conversation": key[:14],
+            # stable over the turns of one conversation (a hashed chain's key changes every turn):
+            # the service files one escalation per thread, not one per turn
+            "thread": _thread_id(exchange, kh or ""),
         }
 
         if kh is not None and self.burst_blocks > 0 and exchange.meta.get("turn_decision") == "block":
@@ -309,19 +320,8 @@ class ConversationRing:
 def check_with_conversation(guard: Guard, exchange: Exchange) -> GuardVerdict:
     """Run a guard whose conversation ring(s) must see the other rings' scores for this turn.
 
-    The other rings run first (as :meth:`Guard.check` would, early stop included); their
-    scores go to ``exchange.meta["turn_scores"]`` and their combined decision to
-    ``exchange.meta["turn_decision"]``; then the conversation rings run (always, so a
-    blocked turn still counts towards the burst detector) and all verdicts are combined.
-    Without a conversation ring this is ``guard.check(exchange)``.
+    Kept for callers of earlier versions: :meth:`Guard.check` now runs rings with
+    ``reads_turn = True`` last, with ``exchange.meta["turn_scores"]`` and
+    ``exchange.meta["turn_decision"]`` filled in.
     """
-    conv = [r for r in guard.rings if r.name == ConversationRing.name]
-    if not conv:
-        return guard.check(exchange)
-    t0 = time.perf_counter()
-    others = Guard([r for r in guard.rings if r.name != ConversationRing.name], stop_early=guard.stop_early)
-    first = others.check(exchange)
-    exchange.meta["turn_scores"] = {**(exchange.meta.get("turn_scores") or {}), **first.ring_scores}
-    exchange.meta["turn_decision"] = first.decision
-    verdicts = [*first.rings, *(r.check(exchange) for r in conv)]
-    return combine(verdicts, first.stopped_at, guard.unavailable, (time.perf_counter() - t0) * 1000)
+    return guard.check(exchange)

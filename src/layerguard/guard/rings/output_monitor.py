@@ -121,6 +121,7 @@ def build_output_monitor(
     batch_size: int = 8,
     responses: tuple[list[str], list[str]] | None = None,
     progress: bool | None = None,
+    folds: int = 5,
 ) -> OutputMonitor:
     """Train and calibrate an output monitor on the model's own answers.
 
@@ -135,6 +136,7 @@ def build_output_monitor(
         batch_size: Generation batch size.
         responses: Pre-generated (harmful, benign) answers; skips generation.
         progress: Show progress bars.
+        folds: Folds (over answers) of the out-of-fold scores the threshold is calibrated on.
 
     Raises:
         InvalidInputError: when there are fewer than 2 positive or negative answers.
@@ -172,18 +174,37 @@ def build_output_monitor(
             rows.append(s)
         return torch.cat(rows)
 
-    xp, xn = sample(states_pos), sample(states_neg)
-    probe = LogisticProbe.fit(torch.cat([xp, xn]), torch.cat([torch.ones(len(xp)), torch.zeros(len(xn))]))
-    mon = OutputMonitor(layer, probe, threshold=1.0)
-    neg_scores = [mon.response_score(s) for s in states_neg]
-    pos_scores = [mon.response_score(s) for s in states_pos]
-    mon.threshold = threshold_for_fpr(neg_scores, target_fpr)
+    def fit(pos_states: list[Any], neg_states: list[Any]) -> LogisticProbe:
+        xp, xn = sample(pos_states), sample(neg_states)
+        return LogisticProbe.fit(torch.cat([xp, xn]), torch.cat([torch.ones(len(xp)), torch.zeros(len(xn))]))
+
+    # Calibrate on out-of-fold answers: a token probe scores the answers it was fitted on far
+    # lower than new ones, and an in-sample threshold halts too many benign answers.
+    k = max(2, min(folds, len(states_pos), len(states_neg)))
+    pos_scores, neg_scores = [0.0] * len(states_pos), [0.0] * len(states_neg)
+    for f in range(k):
+        held_p = [i for i in range(len(states_pos)) if i % k == f]
+        held_n = [i for i in range(len(states_neg)) if i % k == f]
+        fold = OutputMonitor(
+            layer,
+            fit(
+                [x for i, x in enumerate(states_pos) if i % k != f],
+                [x for i, x in enumerate(states_neg) if i % k != f],
+            ),
+            threshold=1.0,
+        )
+        for i in held_p:
+            pos_scores[i] = fold.response_score(states_pos[i])
+        for i in held_n:
+            neg_scores[i] = fold.response_score(states_neg[i])
+    mon = OutputMonitor(layer, fit(states_pos, states_neg), threshold=threshold_for_fpr(neg_scores, target_fpr))
     mon.meta = {
         "n_positive": len(pos),
         "n_negative": len(neg),
         "target_fpr": target_fpr,
-        "train_tpr": sum(s >= mon.threshold for s in pos_scores) / len(pos_scores),
-        "train_fpr": sum(s >= mon.threshold for s in neg_scores) / len(neg_scores),
+        "calibration": f"{k}-fold out-of-fold answers",
+        "cv_tpr": sum(s >= mon.threshold for s in pos_scores) / len(pos_scores),
+        "cv_fpr": sum(s >= mon.threshold for s in neg_scores) / len(neg_scores),
     }
     return mon
 
