@@ -356,16 +356,19 @@ def test_health_ready_metrics(service):
 def test_crescendo_escalates_through_the_service(make_service):
     server = make_service(burst_blocks=0)
     client = openai_client(server)
-    finishes = []
+    finishes, eids = [], []
     for i in range(6):
         resp = client.chat.completions.create(
             model="fake-model", messages=user(f"step {i} risk=0.4"), extra_headers={"X-Conversation-Id": "crescendo-1"}
         )
         finishes.append(resp.choices[0].finish_reason)
+        eids.append(resp.model_extra["layerguard"].get("escalation_id"))
     assert finishes == ["stop"] * 4 + ["content_filter"] * 2
     ext = resp.model_extra["layerguard"]
     conv = next(r for r in ext["verdict"]["rings"] if r["ring"] == "conversation")
     assert conv["decision"] == "escalate" and conv["category"] == "crescendo" and ext["escalation_id"]
+    # one escalation for the conversation, not one per turn: the reviewer sees its hit count
+    assert eids[4] == eids[5] and server.store.get_escalation(eids[5])["hits"] == 2
     # the same turns in another conversation (the `user` field) start from zero
     resp = client.chat.completions.create(model="fake-model", messages=user("step 0 risk=0.4"), user="other-conv")
     assert resp.choices[0].finish_reason == "stop"

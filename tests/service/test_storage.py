@@ -146,16 +146,16 @@ def test_urls_and_limiter_choice(tmp_path):
         Store("nonsense://::")
 
 
-def test_postgres_url_without_driver_names_the_fix():
+def test_unusable_postgres_url_is_a_clear_error_without_the_password():
     try:
         import psycopg  # noqa: F401
 
-        pytest.skip("psycopg is installed; no Postgres server in tests")
+        expected = "cannot open the database"  # driver present: nothing listens on port 1
     except ImportError:
-        pass
+        expected = "psycopg"  # no driver: the error names the package to install
     with pytest.raises(InvalidInputError) as exc:
         Store("postgresql+psycopg://user:secret@127.0.0.1:1/db")
-    assert "psycopg" in str(exc.value) and "secret" not in str(exc.value)
+    assert expected in str(exc.value) + (exc.value.hint or "") and "secret" not in str(exc.value)
 
 
 CHILD = """
@@ -229,3 +229,31 @@ def test_service_config_files(tmp_path: Path):
         ServiceConfig.load(f)
     with pytest.raises(InvalidInputError, match="does not exist"):
         ServiceConfig.load(tmp_path / "missing.yaml")
+
+
+def test_a_schema_1_database_is_migrated_in_place(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    Store(db).close()
+    # turn it into what layerguard wrote before escalations had dedupe_key and hits
+    con = sqlite3.connect(db)
+    con.execute("DROP INDEX ix_escalations_dedupe_key")
+    con.execute("ALTER TABLE escalations DROP COLUMN dedupe_key")
+    con.execute("ALTER TABLE escalations DROP COLUMN hits")
+    con.execute(
+        "INSERT INTO escalations (id, ts, request_id, reason, status) VALUES ('esc_old', 1.0, 'r', 'x', 'open')"
+    )
+    con.execute("UPDATE layerguard_meta SET value = '1' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    s = Store(db)
+    try:
+        assert s.get_escalation("esc_old")["hits"] == 1  # the old row is kept
+        kw = {"request_id": "r", "api_key_hash": None, "reason": "x", "payload": {}}
+        a = s.create_escalation(**kw, dedupe_key="t")
+        assert s.create_escalation(**kw, dedupe_key="t") == a
+        with s.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT value FROM layerguard_meta WHERE key='schema_version'").scalar() == "2"
+    finally:
+        s.close()

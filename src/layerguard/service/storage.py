@@ -65,7 +65,7 @@ from sqlalchemy.pool import StaticPool
 
 from layerguard.errors import InvalidInputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: escalations.dedupe_key and hits (one open escalation per conversation)
 EscalationStatus = Literal["open", "approved", "rejected"]
 ESCALATION_STATUSES: tuple[str, ...] = ("open", "approved", "rejected")
 
@@ -166,6 +166,17 @@ def normalize_url(url: str | Path) -> str:
     return f"sqlite:///{Path(text).expanduser().resolve()}"
 
 
+def _migrate(conn: Connection, version: int) -> None:
+    """Bring a database written by an earlier layerguard up to :data:`SCHEMA_VERSION`, in place."""
+    if version < 2:
+        conn.exec_driver_sql("ALTER TABLE escalations ADD COLUMN dedupe_key VARCHAR(64)")
+        conn.exec_driver_sql("ALTER TABLE escalations ADD COLUMN hits INTEGER NOT NULL DEFAULT 1")
+        conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_escalations_dedupe_key ON escalations (dedupe_key)")
+    conn.execute(
+        update(layerguard_meta).where(layerguard_meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
+    )
+
+
 class Store:
     """Thread-safe SQL store of the service.
 
@@ -257,6 +268,8 @@ class Store:
                     ).first()
                     if row is None:
                         conn.execute(insert(layerguard_meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                    elif int(row[0]) < SCHEMA_VERSION:
+                        _migrate(conn, int(row[0]))
                     elif int(row[0]) > SCHEMA_VERSION:
                         raise InvalidInputError(
                             f"database schema version {row[0]} is newer than this layerguard's ({SCHEMA_VERSION})",
