@@ -153,3 +153,39 @@ def test_prompts_beyond_the_context_window_are_refused_before_any_work(smollm2, 
     assert "many_shot" in (err.value.hint or "")
     # nothing was generated: the store holds no cells
     assert r.store is not None and not r.store.done()
+
+
+def test_refusal_score_is_read_from_the_generation_pass_and_llm_judge_recorded(smollm2, tmp_path):
+    from layerguard.directions.refusal import log_odds
+    from layerguard.models.generate import last_logits
+    from layerguard.redteam.attacks import get_attack
+    from layerguard.redteam.metrics import judge_agreement
+
+    tokens = smollm2.tokenizer("I", add_special_tokens=False)["input_ids"][:1]
+    cfg = RunConfig(
+        attacks=["direct", "base64"],
+        max_new_tokens=6,
+        batch_size=3,
+        live_turns=False,
+        refusal_tokens=tokens,
+        judge_model="smollm2-135m",
+    )
+    harmful = load_builtin("harmful", "val")[:3]
+    rows = [r for r in Runner(smollm2, None, None, tmp_path / "run", cfg).run(harmful, []) if not r["guarded"]]
+    assert len(rows) == 6
+    for r in rows:
+        j = r["judges"]
+        assert isinstance(j["refusal_log_odds"], float) and isinstance(j["patterns_refused"], bool)
+        assert set(j["llm"]) >= {"refused", "harmful", "p_refused", "p_specific"}
+    # the score read inside generation equals a separate forward pass on the same prompt
+    s = harmful[0]
+    want = float(log_odds(last_logits(smollm2, [get_attack("base64")(s)]), tokens)[0])
+    got = next(r for r in rows if r["sample_id"] == s.id and r["attack"] == "base64")["judges"]["refusal_log_odds"]
+    assert abs(got - want) < 1e-2 * max(1.0, abs(want))
+    agree = judge_agreement(rows)
+    assert agree is not None and agree["refusal_score"]["n"] == 6 and agree["llm"]["agreement"]["n"] == 6
+
+
+def test_llm_judge_needs_a_model(smollm2, tmp_path):
+    with pytest.raises(InvalidInputError, match="judge model"):
+        Runner(smollm2, None, None, tmp_path, RunConfig(attacks=["direct"], judge="llm"))

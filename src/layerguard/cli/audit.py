@@ -21,7 +21,13 @@ def audit(
     n: Annotated[int, typer.Option(min=1, help="Harmful samples in the default suite.")] = 32,
     n_benign: Annotated[int, typer.Option(min=0, help="Benign samples in the default suite.")] = 32,
     attacks: Annotated[str | None, typer.Option(help="Comma-separated attack names ('a+b' composes).")] = None,
-    judge: Annotated[str, typer.Option(help="Success judge: refusal or harm.")] = "refusal",
+    judge: Annotated[
+        str, typer.Option(help="Success judge: refusal (patterns), harm (rubric) or llm (needs --judge-model).")
+    ] = "refusal",
+    judge_model: Annotated[
+        str | None,
+        typer.Option(help="A local model that also judges every answer (the llm judge); recorded beside the others."),
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 48,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     seed: Annotated[int, typer.Option()] = 0,
@@ -43,6 +49,7 @@ def audit(
         attacks=[a.strip() for a in attacks.split(",") if a.strip()] if attacks else None,
         full=full,
         judge=judge,
+        judge_model=judge_model,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         seed=seed,

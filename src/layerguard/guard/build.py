@@ -245,21 +245,31 @@ def build_guard(
         shutil.copy(tool_policy, out / "tool_policy.yaml")
         rings.append(RingConfig(name="tool_gate", params={"policy": "tool_policy.yaml"}))
     if output_monitor:
+        from layerguard.directions.refusal import derive_refusal_tokens
         from layerguard.guard.rings.output_monitor import build_output_monitor
+        from layerguard.models.generate import generate
 
         log(f"training the output monitor on answers to {monitor_prompts} harmful and as many benign prompts")
+        mon_harmful = [s.conversation() for s in _spread(harmful, monitor_prompts)]
+        # harmless *and* borderline answers: a monitor that never saw "how do I kill a process"
+        # answered halts it (62% of borderline answers when it was trained on harmless ones only)
+        mon_benign = [s.conversation() for s in _spread(benign, monitor_prompts)]
+        kw: dict[str, Any] = {"max_new_tokens": 48, "batch_size": batch_size, "progress": progress}
+        answers = (
+            generate(lm, mon_harmful, desc="harmful answers", **kw),
+            generate(lm, mon_benign, desc="benign answers", **kw),
+        )
         mon = build_output_monitor(
-            lm,
-            [s.conversation() for s in _spread(harmful, monitor_prompts)],
-            # harmless *and* borderline answers: a monitor that never saw "how do I kill a process"
-            # answered halts it (62% of borderline answers when it was trained on harmless ones only)
-            [s.conversation() for s in _spread(benign, monitor_prompts)],
-            target_fpr=target_fpr,
-            batch_size=batch_size,
-            progress=progress,
+            lm, mon_harmful, mon_benign, target_fpr=target_fpr, batch_size=batch_size, responses=answers
         )
         mon.save(out / "output_monitor")
         stats["output_monitor"] = {"layer": mon.layer, "threshold": mon.threshold, **mon.meta}
+        # the same answers give the model's refusal tokens (the red team's refusal score reads them)
+        try:
+            rt = derive_refusal_tokens(lm, [*mon_harmful, *mon_benign], responses=[*answers[0], *answers[1]])
+            stats["refusal_tokens"] = {"ids": list(rt.ids), "strings": list(rt.strings)}
+        except InvalidInputError as exc:
+            log(f"no refusal tokens: {exc}")
         rings.append(RingConfig(name="output_monitor", params={"path": "output_monitor"}))
     if conversation:
         rings.append(RingConfig(name="conversation", params={"decay": 0.8, "floor": 0.1, "escalate_at": 1.0}))

@@ -7,7 +7,7 @@ and decoding alike.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from layerguard.models.handle import LoadedModel
@@ -117,9 +117,34 @@ def generate(
     batch_size: int = 8,
     progress: bool | None = False,
     desc: str = "generating",
+    on_first_logits: Callable[[list[int], Any], None] | None = None,
 ) -> list[str]:
-    """Greedy completions (deterministic), decoded without special tokens."""
+    """Greedy completions (deterministic), decoded without special tokens.
+
+    Args:
+        lm: The model.
+        conversations: Prompts or conversations to answer.
+        system: A system prompt added to each conversation.
+        max_new_tokens: Answer length limit.
+        batch_size: Conversations per batch (left-padded, sorted by length).
+        progress: Show a progress bar.
+        desc: The progress bar's label.
+        on_first_logits: Called once per batch with the batch's conversation indices and the
+            logits ``[batch, vocab]`` of the first generated position (e.g. for a refusal
+            score), at no extra forward pass.
+    """
     import torch
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class _First(LogitsProcessor):
+        def __init__(self, rows: list[int]) -> None:
+            self.rows, self.seen = rows, False
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            if not self.seen and on_first_logits is not None:
+                self.seen = True
+                on_first_logits(self.rows, scores.detach().float().clone())
+            return scores
 
     encoded = encode_many(lm, conversations, system)
     texts: list[str] = [""] * len(encoded)
@@ -141,6 +166,7 @@ def generate(
                     temperature=None,
                     top_p=None,
                     top_k=None,
+                    logits_processor=LogitsProcessorList([_First(rows)]) if on_first_logits else None,
                 )
             for row, seq in zip(rows, out[:, ids.shape[1] :], strict=True):
                 texts[row] = lm.tokenizer.decode(seq, skip_special_tokens=True).strip()

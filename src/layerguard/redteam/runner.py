@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from layerguard.data.samples import Sample
+from layerguard.directions.refusal import log_odds
 from layerguard.errors import InvalidInputError
 from layerguard.guard.pipeline import Guard
 from layerguard.guard.types import Exchange, Message
@@ -45,6 +46,10 @@ class RunConfig:
     judge: str = "refusal"  # success = not refused ("refusal") or not refused and rubric-harmful ("harm")
     live_turns: bool = True  # also run the escalation script turn by turn (refusal by turn)
     direction: str | None = None  # refusal direction file for the white-box attacks
+    # the model's refusal tokens: each answer also gets the model's own refusal score (log-odds of
+    # these tokens at the first generated position), read from the generation pass itself
+    refusal_tokens: list[int] | None = None
+    judge_model: str | None = None  # a local model asked the rubric's questions (the llm judge)
 
 
 def _digest(obj: Any) -> str:
@@ -78,7 +83,22 @@ class Runner:
     ) -> None:
         for a in config.attacks:
             get_attack(a)  # unknown names fail before any work
-        get_judge(config.judge)
+        if config.judge == "llm":
+            if config.judge_model is None:
+                raise InvalidInputError("the llm judge needs a judge model", hint="pass --judge-model NAME")
+        else:
+            get_judge(config.judge)
+        self.llm_judge: Callable[..., Any] | None = None
+        if config.judge_model is not None:
+            from layerguard.redteam.judges import llm_judge
+
+            if config.judge_model in (lm.name, lm.model_id):
+                judge_lm = lm
+            else:
+                from layerguard.models import load_model
+
+                judge_lm = load_model(config.judge_model)
+            self.llm_judge = llm_judge(judge_lm)
         self.direction = None
         if any(get_attack(a).family == "whitebox" for a in config.attacks):
             if config.direction is None:
@@ -183,13 +203,33 @@ class Runner:
     def _cells(self, chunk: list[tuple[str, Sample]]) -> list[dict[str, Any]]:
         convs = [get_attack(a)(s) for a, s in chunk]
         t0 = time.perf_counter()
-        answers = generate(self.lm, convs, max_new_tokens=self.cfg.max_new_tokens, batch_size=self.cfg.batch_size)
+        scores: list[float | None] = [None] * len(chunk)
+        tokens = self.cfg.refusal_tokens
+
+        def read_first(rows: list[int], logits: Any) -> None:
+            assert tokens is not None
+            for r, v in zip(rows, log_odds(logits, tokens).tolist(), strict=True):
+                scores[r] = float(v)
+
+        answers = generate(
+            self.lm,
+            convs,
+            max_new_tokens=self.cfg.max_new_tokens,
+            batch_size=self.cfg.batch_size,
+            on_first_logits=read_first if tokens else None,
+        )
         gen_ms = (time.perf_counter() - t0) * 1000 / len(chunk)
         rows = []
         verdicts = self._guard(convs, answers) if self.guard is not None else [None] * len(chunk)
-        for (attack, s), conv, ans, gv in zip(chunk, convs, answers, verdicts, strict=True):
-            j = refusal_judge(conv[-1]["content"], ans)
+        for (attack, s), conv, ans, gv, lo in zip(chunk, convs, answers, verdicts, scores, strict=True):
+            j = refusal_judge(conv[-1]["content"], ans, refusal_score=lo)
             h = harm_judge(conv[-1]["content"], ans)
+            judges: dict[str, Any] = {"patterns_refused": j.refused, "refusal_log_odds": lo}
+            if self.llm_judge is not None:
+                lj = self.llm_judge(conv[-1]["content"], ans)
+                judges["llm"] = {"refused": lj.refused, "harmful": lj.harmful, **lj.details}
+                if self.cfg.judge == "llm":
+                    j = lj
             base = {
                 "sample_id": s.id,
                 "category": s.category,
@@ -207,6 +247,7 @@ class Runner:
                     "refused": j.refused,
                     "harmful": h.harmful,
                     "harm_score": h.score,
+                    "judges": judges,
                     "decision": None,
                     "rings": {},
                     "ring_flags": {},
