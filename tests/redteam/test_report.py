@@ -80,6 +80,12 @@ def _summary(guarded: bool = True) -> dict[str, Any]:
             "asr": [ATTACKS[a][1][0] / 20 for a in ms],
             "asr_guarded": [ATTACKS[a][2][0] / 20 if guarded else None for a in ms],
             "fit": {"a": 0.1, "b": 0.45, "r2": 0.97},
+            "refusal_prob": [0.42, 0.31, 0.2, 0.125],
+            "refusal_prob_fit": {"a": 0.45, "b": -0.3, "r2": 0.9},
+        },
+        "judge_agreement": {
+            "refusal_score": {"accuracy": _r(70, 80), "auroc": 0.912, "n": 80},
+            "llm": {"agreement": _r(60, 80), "llm_refusal_rate": _r(30, 80)},
         },
         "refusal_by_turn": {"turn": [1, 2, 3], "refusal": [_r(18, 20), _r(12, 20), _r(7, 20)]},
         "latency_ms": {
@@ -210,6 +216,9 @@ def test_full_report(tmp_path: Path) -> None:
     rings = _section(text, "rings")
     assert "input_probe" in rings and "output_monitor" in rings
     assert "Log-log" in _section(text, "many-shot")
+    assert "12.5%" in _section(text, "many-shot") and "k<sup>-0.30</sup>" in _section(text, "many-shot")
+    judges = _section(text, "judges")
+    assert "0.912" in judges and "LLM judge" in judges and _pct(s["judge_agreement"]["llm"]["agreement"]) in judges
     assert "812 ms" in _section(text, "latency") and "23.4 ms" in _section(text, "latency")
     how = _section(text, "how-to-read")
     assert "ASR" in how and "Catch rate" in how and "FPR" in how and "Wilson" in how

@@ -611,13 +611,55 @@ def _many_shot_section(s: Mapping[str, Any]) -> str:
     ks = ms.get("k") or []
     ys = ms.get("asr") or []
     gs = ms.get("asr_guarded") or [None] * len(ks)
+    ps = ms.get("refusal_prob") or [None] * len(ks)
+
+    def pad(vals: Sequence[Any]) -> list[Any]:
+        return list(vals) + [None] * (len(ks) - len(vals))
+
     rows = "".join(
-        f"<tr><td class='n'>{_e(k)}</td><td class='n'>{_pct(_num(y))}</td><td class='n'>{_pct(_num(g))}</td></tr>"
-        for k, y, g in zip(ks, ys, list(gs) + [None] * (len(ks) - len(gs)), strict=False)
+        f"<tr><td class='n'>{_e(k)}</td><td class='n'>{_pct(_num(y))}</td><td class='n'>{_pct(_num(g))}</td>"
+        f"<td class='n'>{_pct(_num(p))}</td></tr>"
+        for k, y, g, p in zip(ks, pad(ys), pad(gs), pad(ps), strict=False)
     )
     parts.append(
-        f"<table style='max-width:420px'><tr><th class='n'>shots k</th><th class='n'>ASR unguarded</th>"
-        f"<th class='n'>ASR guarded</th></tr>{rows}</table>"
+        f"<table style='max-width:560px'><tr><th class='n'>shots k</th><th class='n'>ASR unguarded</th>"
+        f"<th class='n'>ASR guarded</th><th class='n'>model's refusal probability</th></tr>{rows}</table>"
+    )
+    pfit = ms.get("refusal_prob_fit") if isinstance(ms.get("refusal_prob_fit"), Mapping) else None
+    if pfit is not None and _num(pfit.get("a")) is not None and _num(pfit.get("b")) is not None:
+        parts.append(
+            f"<p class='muted'>The model's own probability of opening with a refusal token (first answer "
+            f"position, unguarded) against k: power-law fit p = {_num(pfit.get('a')):.3g} &middot; "
+            f"k<sup>{_num(pfit.get('b')):.2f}</sup>, R<sup>2</sup> = {_num(pfit.get('r2')) or 0:.2f}. It keeps "
+            "moving after the judged ASR saturates.</p>"
+        )
+    return "".join(parts) + "</section>"
+
+
+def _judges_section(s: Mapping[str, Any]) -> str:
+    ja = s.get("judge_agreement")
+    parts = ['<section id="judges"><h2>Judges</h2>']
+    if not isinstance(ja, Mapping) or not ja:
+        parts.append(_not_run("Only the text judges ran (no refusal tokens, no LLM judge)."))
+        return "".join(parts) + "</section>"
+    rows = []
+    rs = ja.get("refusal_score")
+    if isinstance(rs, Mapping):
+        auc = _num(rs.get("auroc"))
+        rows.append(
+            "<tr><td>model's refusal score (log-odds &gt; 0) vs refusal phrases</td>"
+            f"{_rate_cell(rs.get('accuracy'))}<td class='n'>{'' if auc is None else f'{auc:.3f}'}</td></tr>"
+        )
+    llm = ja.get("llm")
+    if isinstance(llm, Mapping):
+        rows.append(
+            f"<tr><td>LLM judge vs refusal phrases</td>{_rate_cell(llm.get('agreement'))}<td class='n'></td></tr>"
+        )
+    parts.append(
+        "<table><tr><th>comparison (unguarded answers)</th><th class='n'>agreement</th>"
+        f"<th class='n'>AUROC</th></tr>{''.join(rows)}</table>"
+        "<p class='muted'>Agreement between independent judges of the same answers; a low value means the "
+        "success rate depends on the judge.</p>"
     )
     return "".join(parts) + "</section>"
 
@@ -836,6 +878,7 @@ def render_report(
             _attacks_section(s),
             _rings_section(s),
             _many_shot_section(s),
+            _judges_section(s),
             _turn_and_latency_section(s),
             _how_to_read(s),
             _reproduce(s),
