@@ -247,3 +247,47 @@ def openai_client(server: LiveServer, key: str = KEYS["user"]) -> Any:
     from openai import OpenAI
 
     return OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=30)
+
+
+def check_replicas(a: Any, b: Any) -> None:
+    """Two stores on one database act as replicas: audit ids, escalations and per-key limits are shared."""
+    from layerguard.service.storage import DbRateLimiter
+
+    ids: list[int] = []
+    lock = threading.Lock()
+
+    def writer(s: Any, n: int) -> None:
+        for i in range(n):
+            rid = s.add_audit(request_id=f"r{i}", decision="allow")
+            with lock:
+                ids.append(rid)
+
+    threads = [threading.Thread(target=writer, args=(s, 25)) for s in (a, b, a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == 100 and a.audit_ids() == b.audit_ids() == set(ids)
+    # escalations: created on one replica, deduplicated and resolved on the other
+    kw = {"request_id": "r", "api_key_hash": "h", "reason": "crescendo", "payload": {"kind": "input"}}
+    eid = a.create_escalation(**kw, dedupe_key="id:t1")
+    assert b.create_escalation(**kw, dedupe_key="id:t1") == eid and a.get_escalation(eid)["hits"] == 2
+    assert b.resolve_escalation(eid, "rejected", resolved_by="ops")[0] == "ok"
+    assert a.resolve_escalation(eid, "approved", resolved_by="other")[0] == "already_resolved"
+    assert a.get_escalation(eid)["status"] == "rejected"
+    # the DB-backed limiter holds a per-key limit across both replicas and their threads
+    la, lb = DbRateLimiter(a), DbRateLimiter(b)
+    results: list[bool] = []
+
+    def hit(lim: DbRateLimiter) -> None:
+        for _ in range(6):
+            results.append(lim.acquire("shared-key", 10, None, time.time()).allowed)
+
+    threads = [threading.Thread(target=hit, args=(lim,)) for lim in (la, lb, la, lb)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(results) == 10
+    la.add_tokens("tk", 500, time.time())
+    assert not lb.acquire("tk", None, 100, time.time()).allowed

@@ -8,16 +8,14 @@ are skipped, and say why.
 from __future__ import annotations
 
 import os
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from layerguard.service.storage import DbRateLimiter, Store
-from tests.service.helpers import KEYS, FakeBackend, LiveServer, make_config, make_guard, openai_client
+from layerguard.service.storage import Store
+from tests.service.helpers import KEYS, FakeBackend, LiveServer, check_replicas, make_config, make_guard, openai_client
 
 PG_URL = os.environ.get("LAYERGUARD_TEST_PG_URL")
 pytestmark = pytest.mark.skipif(not PG_URL, reason="no PostgreSQL server: set LAYERGUARD_TEST_PG_URL (see .ci/run)")
@@ -48,43 +46,7 @@ def test_two_stores_act_as_replicas(pg_url):
     a, b = Store(pg_url), Store(pg_url)
     try:
         assert not a.is_sqlite and a.ping()
-        ids: list[int] = []
-        lock = threading.Lock()
-
-        def writer(s: Store, n: int) -> None:
-            for i in range(n):
-                rid = s.add_audit(request_id=f"r{i}", decision="allow")
-                with lock:
-                    ids.append(rid)
-
-        threads = [threading.Thread(target=writer, args=(s, 25)) for s in (a, b, a, b)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert len(set(ids)) == 100 and a.audit_ids() == b.audit_ids() == set(ids)
-        # escalations: created on one replica, deduplicated and resolved on the other
-        kw = {"request_id": "r", "api_key_hash": "h", "reason": "crescendo", "payload": {"kind": "input"}}
-        eid = a.create_escalation(**kw, dedupe_key="id:t1")
-        assert b.create_escalation(**kw, dedupe_key="id:t1") == eid and a.get_escalation(eid)["hits"] == 2
-        assert b.resolve_escalation(eid, "rejected", resolved_by="ops")[0] == "ok"
-        assert a.resolve_escalation(eid, "approved", resolved_by="other")[0] == "already_resolved"
-        # the DB-backed limiter holds a per-key limit across both replicas and their threads
-        la, lb = DbRateLimiter(a), DbRateLimiter(b)
-        results: list[bool] = []
-
-        def hit(lim: DbRateLimiter) -> None:
-            for _ in range(6):
-                results.append(lim.acquire("shared-key", 10, None, time.time()).allowed)
-
-        threads = [threading.Thread(target=hit, args=(lim,)) for lim in (la, lb, la, lb)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert sum(results) == 10
-        la.add_tokens("tk", 500, time.time())
-        assert not lb.acquire("tk", None, 100, time.time()).allowed
+        check_replicas(a, b)
     finally:
         a.close()
         b.close()

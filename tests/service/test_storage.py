@@ -22,6 +22,7 @@ from layerguard.service.storage import (
     make_rate_limiter,
     normalize_url,
 )
+from tests.service.helpers import check_replicas
 
 
 @pytest.fixture()
@@ -93,40 +94,7 @@ def test_two_stores_on_one_file_act_as_replicas(tmp_path):
     db = tmp_path / "shared.db"
     a, b = Store(f"sqlite:///{db}"), Store(db)
     try:
-        ids: list[int] = []
-        lock = threading.Lock()
-
-        def writer(s: Store, n: int) -> None:
-            for i in range(n):
-                rid = s.add_audit(request_id=f"r{i}", decision="allow")
-                with lock:
-                    ids.append(rid)
-
-        threads = [threading.Thread(target=writer, args=(s, 25)) for s in (a, b, a, b)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert len(set(ids)) == 100 and a.audit_ids() == b.audit_ids() == set(ids)
-        eid = a.create_escalation(request_id="r", api_key_hash=None, reason="x", payload={})
-        assert b.resolve_escalation(eid, "rejected", resolved_by="ops")[0] == "ok"
-        assert a.get_escalation(eid)["status"] == "rejected"
-        # the DB-backed limiter holds a limit across both replicas and their threads
-        la, lb = DbRateLimiter(a), DbRateLimiter(b)
-        results: list[bool] = []
-
-        def hit(lim: DbRateLimiter) -> None:
-            for _ in range(6):
-                results.append(lim.acquire("shared-key", 10, None, time.time()).allowed)
-
-        threads = [threading.Thread(target=hit, args=(lim,)) for lim in (la, lb, la, lb)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert sum(results) == 10
-        la.add_tokens("tk", 500, time.time())
-        assert not lb.acquire("tk", None, 100, time.time()).allowed
+        check_replicas(a, b)
     finally:
         a.close()
         b.close()
