@@ -455,6 +455,7 @@ def test_registry_names():
         "builtin:harmful",
         "builtin:harmless",
         "builtin:borderline",
+        "builtin:ai_modification",
         "harmbench:val",
         "harmbench:test",
         "strongreject",

@@ -18,7 +18,7 @@ def audit(
     full: Annotated[bool, typer.Option("--full", help="Every attack on every sample.")] = False,
     dataset: Annotated[str, typer.Option(help="Harmful prompts (dataset spec).")] = "builtin:harmful:val",
     benign: Annotated[str, typer.Option(help="Borderline-benign prompts for over-refusal.")] = "builtin:borderline:val",
-    n: Annotated[int, typer.Option(min=1, help="Harmful samples in the default suite.")] = 32,
+    n: Annotated[int, typer.Option(min=1, help="Harmful samples in the default suite.")] = 24,
     n_benign: Annotated[int, typer.Option(min=0, help="Benign samples in the default suite.")] = 32,
     attacks: Annotated[str | None, typer.Option(help="Comma-separated attack names ('a+b' composes).")] = None,
     judge: Annotated[

@@ -215,3 +215,99 @@ def _ints(text: str) -> list[int]:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise InvalidInputError(f"expected comma-separated integers, got {text!r}") from None
+
+
+@app.command("ai-modification")
+def ai_modification(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for results.jsonl and summary.json.")],
+    model: ModelOpt = "qwen2.5-coder-0.5b",
+    guard: Annotated[
+        Path | None, typer.Option("--guard", "-g", help="guard.yaml built for the model (also measure guarded).")
+    ] = None,
+    dataset: Annotated[
+        str, typer.Option(help="Scenarios with label legitimate|malicious.")
+    ] = "builtin:ai_modification:val",
+    n: Annotated[int | None, typer.Option(min=1, help="At most this many scenarios per side.")] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 64,
+    batch_size: BatchOpt = 8,
+) -> None:
+    """Refusal on legitimate oversight requests (should be low) vs malicious ones (should be high)."""
+    import sys
+
+    from layerguard.lab.ai_modification import format_summary, run_ai_modification, side_of
+
+    samples = _samples(dataset)
+    if n is not None:
+        samples = [s for side in ("legitimate", "malicious") for s in [x for x in samples if side_of(x) == side][:n]]
+    if guard is not None and not guard.is_file():
+        raise InvalidInputError(f"no guard at {guard}", hint="build one: layerguard guard build --model ... -o DIR")
+    lm = _load(model)
+    summary = run_ai_modification(
+        lm,
+        samples,
+        out,
+        guard_path=guard,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=None,
+        log=lambda m: typer.echo(m, err=True),
+        extra_meta={"dataset": dataset, "command": " ".join(sys.argv)},
+    )
+    typer.echo(format_summary(summary))
+
+
+@app.command()
+def cliff(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for cliff.json, cliff.png, curves, signal/.")],
+    model: ModelOpt = "qwen2.5-coder-0.5b",
+    layer: Annotated[
+        int | None, typer.Option(help="Probe layer (default: chosen on an inner holdout of the training prompts).")
+    ] = None,
+    n: Annotated[int, typer.Option(min=4, help="Training prompts per side (harmful, harmless).")] = 64,
+    n_val: Annotated[int, typer.Option(min=2, help="Validation prompts per side for the shown curves.")] = 48,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Answer length (training labels and curves).")] = 32,
+    attacks: Annotated[
+        str, typer.Option(help="Attacks tried, in order, on refused validation prompts (comma-separated).")
+    ] = "refusal_suppression,prefix_injection,roleplay,authority,dan,forged_turns",
+    batch_size: BatchOpt = 8,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Refusal-intention probe at every token; curves for refused, complied and jailbroken prompts."""
+    import sys
+
+    from layerguard.lab.cliff import CliffConfig, run_cliff_study
+    from layerguard.redteam.attacks import get_attack
+
+    names = tuple(a.strip() for a in attacks.split(",") if a.strip())
+    for a in names:
+        get_attack(a)  # unknown names fail before the model loads
+    if (out / "cliff.json").exists():
+        raise InvalidInputError(f"{out} already holds a cliff study", hint="choose a new --out directory")
+    lm = _load(model)
+    if layer is not None:
+        from layerguard.activations.hooks import check_layers
+
+        layer = check_layers([layer], lm.n_layers)[0]
+    cfg = CliffConfig(
+        n_train=n,
+        n_val=n_val,
+        layer=layer,
+        max_new_tokens=max_new_tokens,
+        attacks=names,
+        batch_size=batch_size,
+        seed=seed,
+    )
+    res = run_cliff_study(
+        lm, out, cfg, log=lambda m: typer.echo(m, err=True), extra_meta={"command": " ".join(sys.argv)}
+    )
+
+    def f(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.2f}"
+
+    for g, v in res["groups"].items():
+        typer.echo(
+            f"{g:17s} n={v['n']:3d}  t_inst {f(v['mean_score_t_inst'])}  last template "
+            f"{f(v['mean_score_last_template_token'])}  first16 {f(v['mean_score_first16_generated'])}"
+            f"  cliff(gen) {f(v['cliff_rate_generation']['rate'])}  signal {f(v['signal_fire_rate']['rate'])}"
+        )
+    typer.echo(f"wrote {out / 'cliff.json'}, {out / 'cliff.png'} and the signal in {out / 'signal'}")

@@ -16,9 +16,11 @@ from typing import Annotated, Any
 import typer
 
 from layerguard.cli.audit import audit
+from layerguard.cli.filter import filter_corpus_cmd
 from layerguard.cli.guard import app as guard_app
 from layerguard.cli.lab import app as lab_app
 from layerguard.cli.serve import serve
+from layerguard.cli.train import app as train_app
 from layerguard.errors import InvalidInputError, LayerguardError
 from layerguard.version import __version__
 
@@ -33,8 +35,10 @@ models_app = typer.Typer(help="List, install and cache the embedded models.", no
 app.add_typer(models_app, name="models")
 app.add_typer(lab_app, name="lab")
 app.add_typer(guard_app, name="guard")
+app.add_typer(train_app, name="train")
 app.command("serve")(serve)
 app.command("audit")(audit)
+app.command("filter")(filter_corpus_cmd)
 
 ModelOpt = Annotated[
     str,

@@ -4,6 +4,11 @@
 - ``harmless``: 336 harmless instructions, each matched to a harmful one (``meta.pair``)
   in sentence form, length and topic, so a contrast learns harm and not grammar.
 - ``borderline``: 236 prompts that look dangerous but are fine (XSTest-style kinds).
+- ``ai_modification``: 48 legitimate oversight requests (change the model's values or
+  training, shut it down, audit it) paired with 48 malicious ones in the same form
+  (disable its safety training, exfiltrate its weights, resist shutdown); the row's
+  ``label`` (``legitimate`` / ``malicious``) maps to ``harmless`` / ``harmful`` and its
+  ``kind`` is the category.
 
 Each has ``train`` and ``val`` splits; nothing here is drawn from a held-out benchmark.
 """
@@ -16,7 +21,14 @@ from importlib import resources
 from layerguard.data.samples import Label, Sample
 from layerguard.errors import InvalidInputError
 
-BUILTIN_SETS: dict[str, Label] = {"harmful": "harmful", "harmless": "harmless", "borderline": "borderline"}
+BUILTIN_SETS: dict[str, Label] = {
+    "harmful": "harmful",
+    "harmless": "harmless",
+    "borderline": "borderline",
+    "ai_modification": "unknown",  # labelled per row
+}
+# Row labels of sets that mix both sides; the original label stays in ``meta["label"]``.
+_ROW_LABELS: dict[str, Label] = {"legitimate": "harmless", "malicious": "harmful"}
 
 
 def load_builtin(name: str, split: str | None = None) -> list[Sample]:
@@ -38,8 +50,8 @@ def load_builtin(name: str, split: str | None = None) -> list[Sample]:
             Sample(
                 id=row["id"],
                 prompt=row["prompt"],
-                label=BUILTIN_SETS[name],
-                category=row["category"],
+                label=_ROW_LABELS.get(row.get("label", ""), BUILTIN_SETS[name]),
+                category=row.get("category") or row["kind"],
                 split=row["split"],
                 source=f"builtin:{name}",
                 meta=meta,

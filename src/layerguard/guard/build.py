@@ -311,6 +311,13 @@ def _ring_factories() -> dict[str, Callable[[dict[str, Any], Path, Any], Ring]]:
             ClassifierModel.load(base / params.get("path", "classifier")), Constitution.load(params.get("constitution"))
         )
 
+    def refusal_cliff(params: dict[str, Any], base: Path, lm: Any) -> Ring:
+        from layerguard.guard.rings.refusal_cliff import RefusalCliffRing, RefusalCliffSignal
+
+        if lm is None:
+            raise InvalidInputError("the refusal-cliff ring needs the local model", hint="serve with the local backend")
+        return RefusalCliffRing(RefusalCliffSignal.load(base / params.get("path", "refusal_cliff")), lm)
+
     def conversation(params: dict[str, Any], base: Path, lm: Any) -> Ring:
         from layerguard.guard.rings.conversation import ConversationRing
 
@@ -335,11 +342,12 @@ def _ring_factories() -> dict[str, Callable[[dict[str, Any], Path, Any], Ring]]:
         "classifier": classifier,
         "keyword": keyword,
         "conversation": conversation,
+        "refusal_cliff": refusal_cliff,
     }
 
 
 # rings that read the served model's hidden states: off with a text-only (upstream) backend
-LATENT_RINGS = ("latent", "output_monitor")
+LATENT_RINGS = ("latent", "output_monitor", "refusal_cliff")
 
 
 def local_backend_for(guard: Guard, lm: Any) -> Any:

@@ -42,8 +42,8 @@ class Guard:
         for ring in self.rings:
             if ring in turn_rings:
                 continue
-            if exchange.response is None and ring.name == "output_monitor":
-                continue  # it judges responses; the backend runs it token by token during generation
+            if exchange.response is None and getattr(ring, "judges_response", False):
+                continue  # it judges answers; the backend runs it token by token during generation
             verdict = ring.check(exchange)
             verdicts.append(verdict)
             if self.stop_early and verdict.decision == "block":

@@ -71,7 +71,7 @@ def run_audit(
     guard_path: Path | None = None,
     dataset: str = "builtin:harmful:val",
     benign: str = "builtin:borderline:val",
-    n_samples: int | None = 32,
+    n_samples: int | None = 24,
     n_benign: int | None = 32,
     attacks: list[str] | None = None,
     full: bool = False,

@@ -275,17 +275,31 @@ class Runner:
         return rows
 
     def _guard(self, convs: list[list[dict[str, str]]], answers: list[str]) -> list[dict[str, Any]]:
-        from layerguard.guard.rings.latent import LatentRing, latent_states
+        from layerguard.guard.rings.latent import LatentRing
         from layerguard.guard.rings.output_monitor import OutputMonitorRing
+        from layerguard.guard.rings.refusal_cliff import RefusalCliffRing
+        from layerguard.guard.states import exchange_states
 
         assert self.guard is not None
         exchanges = [_exchange(c) for c in convs]
-        layers = sorted({r.model.layer for r in self.guard.rings if isinstance(r, LatentRing)})
-        if layers:
-            for ex, st in zip(exchanges, latent_states(self.lm, exchanges, layers, self.cfg.batch_size), strict=True):
-                ex.activations = st
-        input_guard = Guard([r for r in self.guard.rings if not isinstance(r, OutputMonitorRing)], stop_early=False)
-        monitors = [r for r in self.guard.rings if isinstance(r, OutputMonitorRing)]
+        # one batched pass over prompt + answer gives what the latent ring reads at t_inst and
+        # what the output monitor reads over the answer tokens (see layerguard.guard.states)
+        t_inst_layers = sorted({r.model.layer for r in self.guard.rings if isinstance(r, LatentRing)})
+        response_layers = sorted({r.monitor.layer for r in self.guard.rings if isinstance(r, OutputMonitorRing)})
+        states = exchange_states(
+            self.lm,
+            convs,
+            answers,
+            t_inst_layers=t_inst_layers,
+            response_layers=response_layers,
+            batch_size=self.cfg.batch_size,
+        )
+        for ex, st in zip(exchanges, states, strict=True):
+            ex.activations = st or None
+        # rings that judge the answer (not the request) see it after generation
+        answer_rings = (OutputMonitorRing, RefusalCliffRing)
+        input_guard = Guard([r for r in self.guard.rings if not isinstance(r, answer_rings)], stop_early=False)
+        monitors = [r for r in self.guard.rings if isinstance(r, answer_rings)]
         out = []
         for ex, ans in zip(exchanges, answers, strict=True):
             t0 = time.perf_counter()

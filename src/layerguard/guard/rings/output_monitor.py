@@ -213,6 +213,7 @@ class OutputMonitorRing:
     """Scores a finished response (``exchange.response``) with the output monitor."""
 
     name = "output_monitor"
+    judges_response = True  # skipped by Guard.check until there is an answer
     needs_activations = True
 
     def __init__(self, monitor: OutputMonitor, lm: Any) -> None:
@@ -229,8 +230,13 @@ class OutputMonitorRing:
                 explanation="no response to monitor",
                 latency_ms=(time.perf_counter() - t0) * 1000,
             )
-        conv = [{"role": m.role, "content": m.content} for m in exchange.messages]
-        states = response_states(self.lm, conv, exchange.response[:20_000], self.monitor.layer)
+        from layerguard.guard.states import response_key
+
+        # states read by the caller's own pass (see layerguard.guard.states), else one pass here
+        states = (exchange.activations or {}).get(response_key(self.monitor.layer))
+        if states is None:
+            conv = [{"role": m.role, "content": m.content} for m in exchange.messages]
+            states = response_states(self.lm, conv, exchange.response[:20_000], self.monitor.layer)
         score = self.monitor.response_score(states) if len(states) else 0.0
         decision: Decision = "block" if score >= self.monitor.threshold else "allow"
         return RingVerdict(

@@ -1,0 +1,82 @@
+"""``layerguard filter``: split a JSONL corpus into kept and dropped documents (a thin wrapper)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from layerguard.errors import InvalidInputError
+
+EXIT_INTERRUPTED = 130
+
+
+def filter_corpus_cmd(
+    input: Annotated[Path, typer.Argument(help="JSONL corpus, one document (JSON object) per line.")],
+    kept: Annotated[Path, typer.Option("--kept", help="Output: kept lines, byte-identical to the input.")],
+    dropped: Annotated[
+        Path, typer.Option("--dropped", help="Output: dropped records with a 'layerguard' field; bad lines under skip.")
+    ],
+    text_field: Annotated[
+        str, typer.Option("--text-field", help="Field holding the text (a string or a list of messages).")
+    ] = "text",
+    guard: Annotated[
+        Path | None,
+        typer.Option("--guard", "-g", help="guard.yaml whose text rings score (default: the built-in classifier)."),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Drop at this classifier score or above (default: the classifier's calibrated threshold)."),
+    ] = None,
+    on_bad_line: Annotated[
+        str, typer.Option("--on-bad-line", help="fail: stop at a malformed line (exit 2); skip: drop it and go on.")
+    ] = "fail",
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume/--no-resume", help="Continue an interrupted run from <kept>.state.json; --no-resume starts over."
+        ),
+    ] = True,
+    summary: Annotated[Path | None, typer.Option("--summary", help="Also write the summary as JSON.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents scored and committed together.")] = (
+        256
+    ),
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option("--cache-dir", help="Cache for the built-in classifier (default $LAYERGUARD_CACHE_DIR)."),
+    ] = None,
+) -> None:
+    """Score each document with the guard's text rings (no model forward pass) and split the corpus.
+
+    Streams in constant memory, commits after every batch and resumes after an interruption.
+    """
+    from layerguard.train.filter import filter_corpus, state_path_for
+
+    if on_bad_line not in ("skip", "fail"):
+        raise InvalidInputError(f"--on-bad-line must be skip or fail, got {on_bad_line!r}")
+    try:
+        result = filter_corpus(
+            input,
+            kept,
+            dropped,
+            text_field=text_field,
+            guard=guard,
+            threshold=threshold,
+            on_bad_line=on_bad_line,  # type: ignore[arg-type]
+            resume=resume,
+            summary_path=summary,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            log=lambda m: typer.echo(m, err=True),
+        )
+    except KeyboardInterrupt:
+        typer.echo(
+            f"\ninterrupted; everything up to the last committed batch is saved in {state_path_for(kept)}: "
+            "rerun the same command (without --no-resume) to resume",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    typer.echo(result.table())
+    typer.echo(f"kept -> {kept}; dropped -> {dropped}" + (f"; summary -> {summary}" if summary else ""))

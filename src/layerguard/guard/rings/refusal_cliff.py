@@ -1,0 +1,186 @@
+"""Refusal-cliff signal: halt when refusal intention on a harmful-looking prompt collapses.
+
+A linear probe for the model's intention to refuse (trained on the model's own refused vs
+complied prompts, see :mod:`layerguard.lab.cliff`) is read at every token. A prompt that
+the model recognises as harmful drives the probe high on the instruction and the
+template tokens after it; when a jailbreak works, the intention can fall away just before
+or as the answer starts (the "refusal cliff"). The signal keeps the peak intention seen
+so far (primed with the prompt's post-instruction states when the caller has them) and a
+moving average of the current intention; its score is the drop ``peak - current`` when
+the peak was high enough, else 0. Higher = more suspicious, in [0, 1].
+
+:class:`RefusalCliffSignal` mirrors the output monitor's streaming interface
+(``layer``, ``threshold``, ``min_tokens``, ``start()``, ``update(state, h)``) plus
+:meth:`RefusalCliffSignal.prime`; :class:`RefusalCliffRing` scores a finished exchange
+with one teacher-forced pass.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from layerguard.activations.hooks import HookPoint, residual_hooks
+from layerguard.errors import InvalidInputError, TemplateError
+from layerguard.guard.probe import LogisticProbe
+from layerguard.guard.types import Decision, Exchange, RingVerdict
+
+
+@dataclass
+class PromptResponseStates:
+    """Hidden states ``[T, d]`` at one layer over prompt + response, and where things are."""
+
+    states: Any  # [n_prompt + n_response, d_model]
+    n_prompt: int  # rendered prompt tokens (template included); the response starts here
+    t_inst: int | None  # last instruction token (None when the template could not be parsed)
+    instruction: tuple[int, int] | None
+
+
+def prompt_response_states(lm: Any, conversation: Any, response: str, layer: int) -> PromptResponseStates:
+    """Teacher-forced ``resid_pre`` states at ``layer`` for every token of prompt and response.
+
+    The state at a position is what the model holds after reading that token, so the last
+    prompt token's state is the one that decides the first answer token.
+    """
+    import torch
+
+    try:
+        pp = lm.encode(conversation)
+        t_inst, span = pp.t_inst, pp.instruction
+    except TemplateError:
+        pp = lm.encode(conversation, find_instruction=False)
+        t_inst, span = None, None
+    resp = lm.tokenizer(response, add_special_tokens=False)["input_ids"] if response else []
+    got: dict[str, Any] = {}
+
+    def read(hp: HookPoint, hidden: Any) -> None:
+        got["h"] = hidden[0].detach().float()
+
+    with torch.inference_mode(), residual_hooks(lm.layers, [HookPoint(layer, "resid_pre")], read):
+        lm.model(input_ids=torch.tensor([list(pp.input_ids) + list(resp)]), logits_to_keep=1)
+    return PromptResponseStates(got["h"], pp.n_tokens, t_inst, span)
+
+
+@dataclass
+class RefusalCliffSignal:
+    """Probe, layer and calibrated drop threshold of the refusal-cliff signal.
+
+    Attributes:
+        layer: Residual-stream layer (``resid_pre``) the probe reads.
+        probe: Logistic probe; ``predict(h)`` is the refusal intention in [0, 1].
+        threshold: Score (drop from the peak) at which generation halts.
+        min_peak: The peak intention must reach this for any drop to count (a prompt the
+            model never meant to refuse cannot fall off a cliff).
+        alpha: Weight of the newest token in the moving average of the current intention.
+        min_tokens: Generated tokens before a halt is allowed.
+        meta: Training statistics.
+    """
+
+    layer: int
+    probe: LogisticProbe
+    threshold: float
+    min_peak: float = 0.5
+    alpha: float = 0.5
+    min_tokens: int = 1
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def start(self) -> dict[str, Any]:
+        """A fresh running state for one generation."""
+        return {"peak": 0.0, "ema": None, "n": 0, "max": 0.0}
+
+    def prime(self, state: dict[str, Any], prompt_states: Any) -> None:
+        """Raise the peak with the prompt's states ``[k, d]`` (``t_inst`` and the template tokens after it)."""
+        if len(prompt_states):
+            p = self.probe.predict(prompt_states.float())
+            state["peak"] = max(state["peak"], float(p.max()))
+
+    def update(self, state: dict[str, Any], h: Any) -> float:
+        """Add one generated token's hidden state ``[d]``; return the drop score in [0, 1]."""
+        p = float(self.probe.predict(h.float().unsqueeze(0))[0])
+        state["ema"] = p if state["ema"] is None else self.alpha * p + (1 - self.alpha) * state["ema"]
+        state["n"] += 1
+        score = state["peak"] - state["ema"] if state["peak"] >= self.min_peak else 0.0
+        # the current intention also raises the peak, so a drop inside the answer counts too
+        state["peak"] = max(state["peak"], state["ema"])
+        score = min(1.0, max(0.0, score))
+        if state["n"] >= self.min_tokens:
+            state["max"] = max(state["max"], score)
+        return score
+
+    def score_states(self, prs: PromptResponseStates) -> float:
+        """Highest score over a whole response, primed with the prompt's post-instruction states."""
+        st = self.start()
+        start = prs.t_inst if prs.t_inst is not None else prs.n_prompt - 1
+        self.prime(st, prs.states[start : prs.n_prompt])
+        for h in prs.states[prs.n_prompt :]:
+            self.update(st, h)
+        return float(st["max"])
+
+    def save(self, directory: Path) -> None:
+        """Write ``refusal_cliff.safetensors`` + ``refusal_cliff.json``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.probe.save(directory / "refusal_cliff.safetensors")
+        meta = {
+            "layer": self.layer,
+            "threshold": self.threshold,
+            "min_peak": self.min_peak,
+            "alpha": self.alpha,
+            "min_tokens": self.min_tokens,
+            "meta": self.meta,
+        }
+        (directory / "refusal_cliff.json").write_text(json.dumps(meta, indent=2, default=float))
+
+    @classmethod
+    def load(cls, directory: Path) -> RefusalCliffSignal:
+        """Read what :meth:`save` wrote."""
+        if not (directory / "refusal_cliff.json").is_file():
+            raise InvalidInputError(
+                f"{directory} holds no refusal-cliff signal", hint="train one with `layerguard lab cliff`"
+            )
+        meta = json.loads((directory / "refusal_cliff.json").read_text())
+        return cls(
+            meta["layer"],
+            LogisticProbe.load(directory / "refusal_cliff.safetensors"),
+            meta["threshold"],
+            meta["min_peak"],
+            meta["alpha"],
+            meta["min_tokens"],
+            meta.get("meta", {}),
+        )
+
+
+class RefusalCliffRing:
+    """Scores a finished response (``exchange.response``) with the refusal-cliff signal."""
+
+    name = "refusal_cliff"
+    judges_response = True  # skipped by Guard.check until there is an answer
+    needs_activations = True
+
+    def __init__(self, signal: RefusalCliffSignal, lm: Any) -> None:
+        self.signal = signal
+        self.lm = lm
+
+    def check(self, exchange: Exchange) -> RingVerdict:
+        """Block when refusal intention fell from a high peak by at least the threshold; allow without a response."""
+        t0 = time.perf_counter()
+        if not exchange.response:
+            return RingVerdict(
+                ring=self.name,
+                score=0.0,
+                explanation="no response to score",
+                latency_ms=(time.perf_counter() - t0) * 1000,
+            )
+        conv = [{"role": m.role, "content": m.content} for m in exchange.messages]
+        prs = prompt_response_states(self.lm, conv, exchange.response[:20_000], self.signal.layer)
+        score = self.signal.score_states(prs)
+        decision: Decision = "block" if score >= self.signal.threshold else "allow"
+        return RingVerdict(
+            ring=self.name,
+            score=score,
+            decision=decision,
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            explanation=f"refusal intention fell by {score:.3f} (threshold {self.signal.threshold:.3f})",
+        )
