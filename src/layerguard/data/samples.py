@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,3 +39,15 @@ class Sample(BaseModel):
     def conversation(self) -> list[dict[str, str]]:
         """The full conversation ending with this sample's prompt as the user turn."""
         return [*map(dict, self.messages), {"role": "user", "content": self.prompt}]
+
+
+def spread(samples: Sequence[Sample], n: int) -> list[Sample]:
+    """``n`` samples evenly spaced over a list, in order.
+
+    The project's sets are sorted by category, so the first ``n`` would cover only a few
+    hazard categories (or borderline kinds); evenly spaced ones cover them all.
+    """
+    if n >= len(samples):
+        return list(samples)
+    step = len(samples) / n
+    return [samples[int(i * step)] for i in range(n)]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from layerguard.data.loaders import assert_not_held_out
-from layerguard.data.samples import Sample
+from layerguard.data.samples import Sample, spread
 from layerguard.errors import InvalidInputError
 from layerguard.guard.calibration import threshold_for_fpr
 from layerguard.guard.config import GuardConfig, ModelRef, RingConfig
@@ -57,14 +57,6 @@ def fit_latent(x_pos: Any, x_neg: Any, variant: Variant, l2: float = 1e-2) -> tu
     y = torch.cat([torch.ones(len(x_pos)), torch.zeros(len(x_neg))])
     feats = (x @ direction).unsqueeze(-1) if variant == "centroid" else x
     return direction, LogisticProbe.fit(feats, y, l2=l2)
-
-
-def _spread(samples: Sequence[Sample], n: int) -> list[Sample]:
-    """``n`` samples spread evenly over the list (so every label and category is represented)."""
-    if n >= len(samples):
-        return list(samples)
-    step = len(samples) / n
-    return [samples[int(i * step)] for i in range(n)]
 
 
 def _folds(n: int, k: int, seed: int) -> list[list[int]]:
@@ -250,10 +242,10 @@ def build_guard(
         from layerguard.models.generate import generate
 
         log(f"training the output monitor on answers to {monitor_prompts} harmful and as many benign prompts")
-        mon_harmful = [s.conversation() for s in _spread(harmful, monitor_prompts)]
+        mon_harmful = [s.conversation() for s in spread(harmful, monitor_prompts)]
         # harmless *and* borderline answers: a monitor that never saw "how do I kill a process"
         # answered halts it (62% of borderline answers when it was trained on harmless ones only)
-        mon_benign = [s.conversation() for s in _spread(benign, monitor_prompts)]
+        mon_benign = [s.conversation() for s in spread(benign, monitor_prompts)]
         kw: dict[str, Any] = {"max_new_tokens": 48, "batch_size": batch_size, "progress": progress}
         answers = (
             generate(lm, mon_harmful, desc="harmful answers", **kw),

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from layerguard.data.samples import spread
 from layerguard.errors import InvalidInputError
 from layerguard.redteam.attacks import REGISTRY, get_attack
 from layerguard.redteam.judges import get_judge
@@ -128,8 +129,10 @@ def run_audit(
     harmful = load_dataset(dataset)
     benign_set = load_dataset(benign) if benign else []
     if not full:
-        harmful = harmful[:n_samples] if n_samples else harmful
-        benign_set = benign_set[:n_benign] if n_benign else benign_set
+        # spread over the file: the project's sets are sorted by category, and the first n
+        # prompts would cover only a few hazard categories (or borderline kinds)
+        harmful = spread(harmful, n_samples) if n_samples else harmful
+        benign_set = spread(benign_set, n_benign) if n_benign else benign_set
     if not harmful:
         raise InvalidInputError(f"dataset {dataset!r} is empty")
     benign_set = [s.model_copy(update={"label": "borderline"}) for s in benign_set]

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from layerguard.data.loaders import assert_not_held_out
-from layerguard.data.samples import Sample
+from layerguard.data.samples import Sample, spread
 from layerguard.errors import InvalidInputError
 from layerguard.models.handle import LoadedModel
 from layerguard.redteam.judges import harm_judge, refusal_judge
@@ -64,14 +64,6 @@ STRATEGIES = (
 # rewards' effect from the prompt judge's misses
 LABEL_STRATEGIES = ("best_of_n_safety_labels", "best_of_n_constitutional_labels")
 HELPFUL_AT = 0.5  # r_help at or above which a benign answer counts as helpful
-
-
-def spread(samples: Sequence[Sample], k: int) -> list[Sample]:
-    """``k`` samples evenly spaced over a set (the builtin sets are ordered by category)."""
-    if k >= len(samples):
-        return list(samples)
-    step = len(samples) / k
-    return [samples[int(i * step)] for i in range(k)]
 
 
 def select_prompts(specs: Sequence[str], per_set: int) -> list[Sample]:
