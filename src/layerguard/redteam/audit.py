@@ -131,8 +131,8 @@ def run_audit(
     if not full:
         # spread over the file: the project's sets are sorted by category, and the first n
         # prompts would cover only a few hazard categories (or borderline kinds)
-        harmful = spread(harmful, n_samples) if n_samples else harmful
-        benign_set = spread(benign_set, n_benign) if n_benign else benign_set
+        harmful = spread(harmful, n_samples) if n_samples is not None else harmful
+        benign_set = spread(benign_set, n_benign) if n_benign is not None else benign_set
     if not harmful:
         raise InvalidInputError(f"dataset {dataset!r} is empty")
     benign_set = [s.model_copy(update={"label": "borderline"}) for s in benign_set]
