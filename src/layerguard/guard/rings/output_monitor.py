@@ -209,40 +209,67 @@ def build_output_monitor(
     return mon
 
 
-class OutputMonitorRing:
-    """Scores a finished response (``exchange.response``) with the output monitor."""
+class AnswerRing:
+    """Base of the rings that judge a finished answer (``exchange.response``).
 
-    name = "output_monitor"
+    A subclass sets ``name`` and implements :meth:`score_answer` and :meth:`threshold`;
+    without an answer there is nothing to judge and the verdict is ``allow``.
+    """
+
+    name = "answer"
     judges_response = True  # skipped by Guard.check until there is an answer
     needs_activations = True
 
-    def __init__(self, monitor: OutputMonitor, lm: Any) -> None:
-        self.monitor = monitor
-        self.lm = lm
+    def threshold(self) -> float:
+        """The score at which the ring blocks (read live, so a recalibrated model applies at once)."""
+        raise NotImplementedError
+
+    def score_answer(self, exchange: Exchange) -> tuple[float, str]:
+        """The answer's score (higher = more harmful) and an explanation."""
+        raise NotImplementedError
 
     def check(self, exchange: Exchange) -> RingVerdict:
-        """Block when the response's running score crosses the threshold; allow without a response."""
+        """Block when the answer's score reaches the threshold; allow without an answer."""
         t0 = time.perf_counter()
         if not exchange.response:
             return RingVerdict(
                 ring=self.name,
                 score=0.0,
-                explanation="no response to monitor",
+                explanation="no response to score",
                 latency_ms=(time.perf_counter() - t0) * 1000,
             )
+        score, explanation = self.score_answer(exchange)
+        decision: Decision = "block" if score >= self.threshold() else "allow"
+        return RingVerdict(
+            ring=self.name,
+            score=min(1.0, max(0.0, score)),
+            decision=decision,
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            explanation=explanation,
+        )
+
+
+class OutputMonitorRing(AnswerRing):
+    """Scores a finished response (``exchange.response``) with the output monitor."""
+
+    name = "output_monitor"
+
+    def __init__(self, monitor: OutputMonitor, lm: Any) -> None:
+        self.monitor = monitor
+        self.lm = lm
+
+    def threshold(self) -> float:
+        """The monitor's calibrated threshold."""
+        return self.monitor.threshold
+
+    def score_answer(self, exchange: Exchange) -> tuple[float, str]:
+        """The highest running score over the answer's tokens (what decides a halt while streaming)."""
         from layerguard.guard.states import response_key
 
         # states read by the caller's own pass (see layerguard.guard.states), else one pass here
         states = (exchange.activations or {}).get(response_key(self.monitor.layer))
         if states is None:
             conv = [{"role": m.role, "content": m.content} for m in exchange.messages]
-            states = response_states(self.lm, conv, exchange.response[:20_000], self.monitor.layer)
+            states = response_states(self.lm, conv, (exchange.response or "")[:20_000], self.monitor.layer)
         score = self.monitor.response_score(states) if len(states) else 0.0
-        decision: Decision = "block" if score >= self.monitor.threshold else "allow"
-        return RingVerdict(
-            ring=self.name,
-            score=min(1.0, max(0.0, score)),
-            decision=decision,
-            latency_ms=(time.perf_counter() - t0) * 1000,
-            explanation=f"running harm score {score:.3f} vs threshold {self.monitor.threshold:.3f}",
-        )
+        return score, f"running harm score {score:.3f} vs threshold {self.monitor.threshold:.3f}"

@@ -18,7 +18,6 @@ with one teacher-forced pass.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ from typing import Any
 from layerguard.activations.hooks import HookPoint, residual_hooks
 from layerguard.errors import InvalidInputError, TemplateError
 from layerguard.guard.probe import LogisticProbe
-from layerguard.guard.types import Decision, Exchange, RingVerdict
+from layerguard.guard.rings.output_monitor import AnswerRing
+from layerguard.guard.types import Exchange
 
 
 @dataclass
@@ -152,35 +152,22 @@ class RefusalCliffSignal:
         )
 
 
-class RefusalCliffRing:
+class RefusalCliffRing(AnswerRing):
     """Scores a finished response (``exchange.response``) with the refusal-cliff signal."""
 
     name = "refusal_cliff"
-    judges_response = True  # skipped by Guard.check until there is an answer
-    needs_activations = True
 
     def __init__(self, signal: RefusalCliffSignal, lm: Any) -> None:
         self.signal = signal
         self.lm = lm
 
-    def check(self, exchange: Exchange) -> RingVerdict:
-        """Block when refusal intention fell from a high peak by at least the threshold; allow without a response."""
-        t0 = time.perf_counter()
-        if not exchange.response:
-            return RingVerdict(
-                ring=self.name,
-                score=0.0,
-                explanation="no response to score",
-                latency_ms=(time.perf_counter() - t0) * 1000,
-            )
+    def threshold(self) -> float:
+        """The signal's calibrated threshold."""
+        return self.signal.threshold
+
+    def score_answer(self, exchange: Exchange) -> tuple[float, str]:
+        """How far refusal intention fell from its peak over prompt + answer."""
         conv = [{"role": m.role, "content": m.content} for m in exchange.messages]
-        prs = prompt_response_states(self.lm, conv, exchange.response[:20_000], self.signal.layer)
+        prs = prompt_response_states(self.lm, conv, (exchange.response or "")[:20_000], self.signal.layer)
         score = self.signal.score_states(prs)
-        decision: Decision = "block" if score >= self.signal.threshold else "allow"
-        return RingVerdict(
-            ring=self.name,
-            score=score,
-            decision=decision,
-            latency_ms=(time.perf_counter() - t0) * 1000,
-            explanation=f"refusal intention fell by {score:.3f} (threshold {self.signal.threshold:.3f})",
-        )
+        return score, f"refusal intention fell by {score:.3f} (threshold {self.signal.threshold:.3f})"
