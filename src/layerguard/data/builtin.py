@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from typing import Any
 
 from layerguard.data.samples import Label, Sample
 from layerguard.errors import InvalidInputError
@@ -31,32 +32,74 @@ BUILTIN_SETS: dict[str, Label] = {
 _ROW_LABELS: dict[str, Label] = {"legitimate": "harmless", "malicious": "harmful"}
 
 
-def load_builtin(name: str, split: str | None = None) -> list[Sample]:
-    """Load one of the built-in sets, optionally one split.
+def builtin_files(name: str) -> list[str]:
+    """The file names a built-in set is read from: ``{name}.jsonl``, then its shards, sorted.
+
+    A shard is ``{name}_<suffix>.jsonl`` (``harmful_a.jsonl``); it lets several authors extend a
+    set without editing one file. ``harmful_*`` never matches ``harmless.jsonl``.
 
     Raises:
-        InvalidInputError: unknown set or split name.
+        InvalidInputError: unknown set name.
     """
     if name not in BUILTIN_SETS:
         raise InvalidInputError(f"unknown built-in set {name!r}", hint=f"use one of {', '.join(BUILTIN_SETS)}")
-    text = resources.files("layerguard.data").joinpath("builtin", f"{name}.jsonl").read_text(encoding="utf-8")
-    samples = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        meta = {k: v for k, v in row.items() if k not in ("id", "prompt", "category", "split")}
-        samples.append(
-            Sample(
-                id=row["id"],
-                prompt=row["prompt"],
-                label=_ROW_LABELS.get(row.get("label", ""), BUILTIN_SETS[name]),
-                category=row.get("category") or row["kind"],
-                split=row["split"],
-                source=f"builtin:{name}",
-                meta=meta,
-            )
-        )
+    folder = resources.files("layerguard.data").joinpath("builtin")
+    shards = sorted(
+        entry.name
+        for entry in folder.iterdir()
+        if entry.name.startswith(f"{name}_") and entry.name.endswith(".jsonl") and _is_shard(name, entry.name)
+    )
+    return [f"{name}.jsonl", *shards]
+
+
+def _is_shard(name: str, filename: str) -> bool:
+    """True when ``filename`` is a shard of ``name`` and not the main file of a longer set name."""
+    return filename.removesuffix(".jsonl") not in BUILTIN_SETS
+
+
+def _row_sample(name: str, row: dict[str, Any]) -> Sample:
+    meta = {k: v for k, v in row.items() if k not in ("id", "prompt", "category", "split")}
+    return Sample(
+        id=row["id"],
+        prompt=row["prompt"],
+        label=_ROW_LABELS.get(row.get("label", ""), BUILTIN_SETS[name]),
+        category=row.get("category") or row["kind"],
+        split=row["split"],
+        source=f"builtin:{name}",
+        meta=meta,
+    )
+
+
+def load_builtin(name: str, split: str | None = None) -> list[Sample]:
+    """Load one of the built-in sets (its main file and its shards), optionally one split.
+
+    Args:
+        name: One of :data:`BUILTIN_SETS`.
+        split: ``train`` or ``val``; all rows when ``None``.
+
+    Returns:
+        The samples in file order: the main file first, then each shard in sorted name order.
+
+    Raises:
+        InvalidInputError: unknown set or split name, or an id that occurs twice across the
+            set's files.
+    """
+    folder = resources.files("layerguard.data").joinpath("builtin")
+    samples: list[Sample] = []
+    seen: dict[str, str] = {}
+    for filename in builtin_files(name):
+        text = folder.joinpath(filename).read_text(encoding="utf-8")
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            sample = _row_sample(name, json.loads(line))
+            if sample.id in seen:
+                raise InvalidInputError(
+                    f"built-in set {name!r}: id {sample.id!r} occurs in {seen[sample.id]} and in {filename}",
+                    hint="give every row of a set and its shards a unique id",
+                )
+            seen[sample.id] = filename
+            samples.append(sample)
     if split is not None:
         splits = sorted({s.split for s in samples})
         if split not in splits:
