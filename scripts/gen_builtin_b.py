@@ -19,6 +19,7 @@ FIRST_PAIR = 2001
 TRAIN_FRACTION = 0.7
 CATEGORIES: list[tuple[str, str]] = [
     ("S8_intellectual_property", "s08_ip"),
+    ("S9_indiscriminate_weapons", "s09_weapons"),
 ]
 
 
