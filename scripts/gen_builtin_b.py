@@ -20,6 +20,7 @@ TRAIN_FRACTION = 0.7
 CATEGORIES: list[tuple[str, str]] = [
     ("S8_intellectual_property", "s08_ip"),
     ("S9_indiscriminate_weapons", "s09_weapons"),
+    ("S10_hate", "s10_hate"),
 ]
 
 
