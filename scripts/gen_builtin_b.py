@@ -21,6 +21,7 @@ CATEGORIES: list[tuple[str, str]] = [
     ("S8_intellectual_property", "s08_ip"),
     ("S9_indiscriminate_weapons", "s09_weapons"),
     ("S10_hate", "s10_hate"),
+    ("S11_suicide_self_harm", "s11_self_harm"),
 ]
 
 
