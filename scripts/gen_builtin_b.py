@@ -22,6 +22,7 @@ CATEGORIES: list[tuple[str, str]] = [
     ("S9_indiscriminate_weapons", "s09_weapons"),
     ("S10_hate", "s10_hate"),
     ("S11_suicide_self_harm", "s11_self_harm"),
+    ("S12_sexual_content", "s12_sexual"),
 ]
 
 
