@@ -23,6 +23,7 @@ CATEGORIES: list[tuple[str, str]] = [
     ("S10_hate", "s10_hate"),
     ("S11_suicide_self_harm", "s11_self_harm"),
     ("S12_sexual_content", "s12_sexual"),
+    ("S13_elections", "s13_elections"),
 ]
 
 
