@@ -24,6 +24,7 @@ CATEGORIES: list[tuple[str, str]] = [
     ("S11_suicide_self_harm", "s11_self_harm"),
     ("S12_sexual_content", "s12_sexual"),
     ("S13_elections", "s13_elections"),
+    ("S14_code_interpreter_abuse", "s14_code"),
 ]
 
 
