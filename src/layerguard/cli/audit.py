@@ -1,4 +1,9 @@
-"""``layerguard audit``: the main job."""
+"""``layerguard audit``: the main job.
+
+Settings come from the code defaults (:data:`layerguard.defaults.AUDIT`), then ``--config``
+(a YAML file; its ``audit:`` section or top level), then ``LAYERGUARD_AUDIT_<SETTING>``
+environment variables, then the flags typed on the command line.
+"""
 
 from __future__ import annotations
 
@@ -8,53 +13,78 @@ from typing import Annotated
 
 import typer
 
+from layerguard.cli.common import ConfigOpt, echo_err, typed_flags
+from layerguard.defaults import AUDIT, AuditSettings
+
+ENV_PREFIX = "LAYERGUARD_AUDIT_"
+
 
 def audit(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model under test.")] = "qwen2.5-coder-0.5b",
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model under test.")] = AUDIT.model,
     guard: Annotated[Path | None, typer.Option("--guard", "-g", help="guard.yaml (default: build one).")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (resumes a run it already holds).")] = Path(
-        "runs/audit"
-    ),
-    full: Annotated[bool, typer.Option("--full", help="Every attack on every sample.")] = False,
-    dataset: Annotated[str, typer.Option(help="Harmful prompts (dataset spec).")] = "builtin:harmful:val",
-    benign: Annotated[str, typer.Option(help="Borderline-benign prompts for over-refusal.")] = "builtin:borderline:val",
-    n: Annotated[int, typer.Option(min=1, help="Harmful samples in the default suite.")] = 24,
-    n_benign: Annotated[int, typer.Option(min=0, help="Benign samples in the default suite.")] = 32,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run directory (resumes a run it already holds).")
+    ] = AUDIT.out,
+    full: Annotated[bool, typer.Option("--full", help="Every attack on every sample.")] = AUDIT.full,
+    dataset: Annotated[str, typer.Option(help="Harmful prompts (dataset spec).")] = AUDIT.dataset,
+    benign: Annotated[str, typer.Option(help="Borderline-benign prompts for over-refusal.")] = AUDIT.benign,
+    n: Annotated[int, typer.Option(min=1, help="Harmful samples in the default suite.")] = AUDIT.n,
+    n_benign: Annotated[int, typer.Option(min=0, help="Benign samples in the default suite.")] = AUDIT.n_benign,
     attacks: Annotated[str | None, typer.Option(help="Comma-separated attack names ('a+b' composes).")] = None,
     judge: Annotated[
         str, typer.Option(help="Success judge: refusal (patterns), harm (rubric) or llm (needs --judge-model).")
-    ] = "refusal",
+    ] = AUDIT.judge,
     judge_model: Annotated[
         str | None,
         typer.Option(help="A local model that also judges every answer (the llm judge); recorded beside the others."),
     ] = None,
-    max_new_tokens: Annotated[int, typer.Option(min=1)] = 48,
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
-    seed: Annotated[int, typer.Option()] = 0,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = AUDIT.max_new_tokens,
+    batch_size: Annotated[int, typer.Option(min=1)] = AUDIT.batch_size,
+    seed: Annotated[int, typer.Option()] = AUDIT.seed,
     direction: Annotated[
         Path | None, typer.Option(help="Refusal direction file: adds the white-box attacks (ablation, subtraction).")
     ] = None,
+    show_config: Annotated[
+        bool, typer.Option("--show-config", help="Print the resolved settings as JSON and exit.")
+    ] = (False),
 ) -> None:
-    """Attack the model with and without a guard; write report.html, summary.json and results.jsonl."""
-    from layerguard.redteam.audit import run_audit
+    """Attack the model with and without a guard; write report.html, summary.json and results.jsonl.
 
+    Every option may also be set in --config FILE (YAML, e.g. `audit: {n: 8, seed: 1}`) or as
+    LAYERGUARD_AUDIT_<OPTION> (e.g. LAYERGUARD_AUDIT_N_BENIGN=0); flags win over both.
+    """
+    from layerguard.redteam.audit import run_audit
+    from layerguard.settings import env_layer, flag_layer, layered, yaml_layer
+
+    flags = typed_flags(ctx, list(AuditSettings.model_fields))
+    if "attacks" in flags:
+        flags["attacks"] = [a.strip() for a in flags["attacks"].split(",") if a.strip()]
+    layers = [yaml_layer(config, "audit")] if config is not None else []
+    s = layered(AuditSettings, *layers, env_layer(AuditSettings, ENV_PREFIX), flag_layer(flags))
+    if show_config:
+        typer.echo(s.model_dump_json(indent=2))
+        return
     summary = run_audit(
-        model,
-        out,
-        guard_path=guard,
-        dataset=dataset,
-        benign=benign,
-        n_samples=n,
-        n_benign=n_benign,
-        attacks=[a.strip() for a in attacks.split(",") if a.strip()] if attacks else None,
-        full=full,
-        judge=judge,
-        judge_model=judge_model,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        seed=seed,
-        direction=direction,
-        log=lambda m: typer.echo(m, err=True),
+        s.model,
+        s.out,
+        guard_path=s.guard,
+        dataset=s.dataset,
+        benign=s.benign,
+        n_samples=s.n,
+        n_benign=s.n_benign,
+        attacks=s.attacks,
+        full=s.full,
+        judge=s.judge,
+        judge_model=s.judge_model,
+        max_new_tokens=s.max_new_tokens,
+        batch_size=s.batch_size,
+        seed=s.seed,
+        output_monitor=s.output_monitor,
+        direction=s.direction,
+        log=echo_err,
     )
-    asr = summary["asr"]
-    typer.echo(json.dumps({"asr": asr, "over_refusal": summary["over_refusal"], "out": str(out)}, indent=2))
+    typer.echo(
+        json.dumps({"asr": summary["asr"], "over_refusal": summary["over_refusal"], "out": str(s.out)}, indent=2)
+    )

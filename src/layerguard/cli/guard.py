@@ -1,4 +1,9 @@
-"""``layerguard guard``: build, score and evaluate guards."""
+"""``layerguard guard``: build, score and evaluate guards.
+
+``guard build`` settings come from the code defaults (:data:`layerguard.defaults.GUARD_BUILD`),
+then ``--config`` (YAML; its ``guard_build:`` section or top level), then
+``LAYERGUARD_GUARD_BUILD_<SETTING>`` environment variables, then the flags typed.
+"""
 
 from __future__ import annotations
 
@@ -8,81 +13,105 @@ from typing import Annotated, Any
 
 import typer
 
+from layerguard.cli.common import ConfigOpt, ModelOpt, echo_err, typed_flags
+from layerguard.defaults import BENIGN_TRAIN, GUARD_BUILD, GuardBuildSettings
 from layerguard.errors import InvalidInputError
 
 app = typer.Typer(help="Defend: build a layered guard, score prompts, evaluate rings.", no_args_is_help=True)
 
-ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help="Embedded name, GGUF file, Hugging Face directory or hub id.")
-]
+ENV_PREFIX = "LAYERGUARD_GUARD_BUILD_"
 
 
 @app.command()
 def build(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="New directory for guard.yaml and artefacts.")],
-    model: ModelOpt = "qwen2.5-coder-0.5b",
-    harmful: Annotated[str, typer.Option(help="Harmful training prompts (dataset spec).")] = "builtin:harmful:train",
+    config: ConfigOpt = None,
+    model: ModelOpt = GUARD_BUILD.model,
+    harmful: Annotated[str, typer.Option(help="Harmful training prompts (dataset spec).")] = GUARD_BUILD.harmful,
     benign: Annotated[
         list[str] | None, typer.Option(help="Benign training prompts (repeatable; default harmless + borderline).")
     ] = None,
-    target_fpr: Annotated[float, typer.Option(help="False-positive rate allowed on benign training prompts.")] = 0.05,
+    target_fpr: Annotated[
+        float, typer.Option(help="False-positive rate allowed on benign training prompts.")
+    ] = GUARD_BUILD.target_fpr,
     category_fpr: Annotated[
         list[str] | None, typer.Option(help="Per-category target, e.g. S11_suicide_self_harm=0.01 (repeatable).")
     ] = None,
     variant: Annotated[
         str, typer.Option(help="Latent ring variant: centroid, probe, or auto (best on an inner holdout).")
-    ] = "auto",
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
-    seed: Annotated[int, typer.Option()] = 0,
+    ] = GUARD_BUILD.variant,
+    batch_size: Annotated[int, typer.Option(min=1)] = GUARD_BUILD.batch_size,
+    seed: Annotated[int, typer.Option()] = GUARD_BUILD.seed,
     output_monitor: Annotated[
         bool, typer.Option("--output-monitor/--no-output-monitor", help="Also train the output monitor.")
-    ] = True,
+    ] = GUARD_BUILD.output_monitor,
     classifier: Annotated[
         bool, typer.Option("--classifier/--no-classifier", help="Also train the constitutional classifier.")
-    ] = True,
+    ] = GUARD_BUILD.classifier,
     tool_policy: Annotated[Path | None, typer.Option(help="Tool-call policy YAML (enables the tool gate).")] = None,
     monitor_prompts: Annotated[
         int, typer.Option(min=4, help="Harmful prompts (and as many benign) answered to train the output monitor.")
-    ] = 64,
+    ] = GUARD_BUILD.monitor_prompts,
     conversation: Annotated[
         bool, typer.Option("--conversation/--no-conversation", help="Add the multi-turn conversation ring.")
-    ] = True,
+    ] = GUARD_BUILD.conversation,
+    show_config: Annotated[
+        bool, typer.Option("--show-config", help="Print the resolved settings as JSON and exit.")
+    ] = (False),
 ) -> None:
-    """Build and calibrate a guard on the project's own sets (never on held-out benchmarks)."""
+    """Build and calibrate a guard on the project's own sets (never on held-out benchmarks).
+
+    Every option but --out may also be set in --config FILE (YAML, e.g. `guard_build: {target_fpr: 0.03}`)
+    or as LAYERGUARD_GUARD_BUILD_<OPTION> (e.g. LAYERGUARD_GUARD_BUILD_SEED=1); flags win over both.
+    """
+    from layerguard.settings import env_layer, flag_layer, layered, yaml_layer
+
+    flags = typed_flags(ctx, list(GuardBuildSettings.model_fields))
+    if "category_fpr" in flags:
+        flags["category_fpr"] = _category_fpr(flags["category_fpr"])
+    layers = [yaml_layer(config, "guard_build")] if config is not None else []
+    s = layered(GuardBuildSettings, *layers, env_layer(GuardBuildSettings, ENV_PREFIX), flag_layer(flags))
+    if show_config:
+        typer.echo(s.model_dump_json(indent=2))
+        return
     from layerguard.data.loaders import load_dataset
     from layerguard.guard.build import build_guard
     from layerguard.models import load_model
 
-    if variant not in ("centroid", "probe", "auto"):
-        raise InvalidInputError(f"unknown variant {variant!r}", hint="use centroid, probe or auto")
-    cat_fpr = {}
-    for item in category_fpr or []:
-        key, _, value = item.partition("=")
-        try:
-            cat_fpr[key] = float(value)
-        except ValueError:
-            raise InvalidInputError(f"--category-fpr expects CATEGORY=RATE, got {item!r}") from None
-    h = load_dataset(harmful)
-    b = [s for spec in (benign or ["builtin:harmless:train", "builtin:borderline:train"]) for s in load_dataset(spec)]
-    lm = load_model(model)
+    h = load_dataset(s.harmful)
+    b = [sample for spec in s.benign for sample in load_dataset(spec)]
+    lm = load_model(s.model)
     path = build_guard(
         lm,
         out,
         harmful=h,
         benign=b,
-        target_fpr=target_fpr,
-        category_fpr=cat_fpr,
-        variant=variant,  # type: ignore[arg-type]
-        batch_size=batch_size,
-        seed=seed,
-        log=lambda m: typer.echo(m, err=True),
-        output_monitor=output_monitor,
-        classifier=classifier,
-        tool_policy=tool_policy,
-        monitor_prompts=monitor_prompts,
-        conversation=conversation,
+        target_fpr=s.target_fpr,
+        category_fpr=dict(s.category_fpr),
+        variant=s.variant,
+        batch_size=s.batch_size,
+        seed=s.seed,
+        log=echo_err,
+        output_monitor=s.output_monitor,
+        classifier=s.classifier,
+        tool_policy=s.tool_policy,
+        monitor_prompts=s.monitor_prompts,
+        conversation=s.conversation,
     )
     typer.echo(f"wrote {path}")
+
+
+def _category_fpr(items: list[str]) -> dict[str, float]:
+    """``CATEGORY=RATE`` items as a mapping."""
+    out: dict[str, float] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise InvalidInputError(f"--category-fpr expects CATEGORY=RATE, got {item!r}") from None
+    return out
 
 
 @app.command("train-classifier")
@@ -102,7 +131,7 @@ def train_classifier_cmd(
     if (out / "classifier.json").exists() or (out.exists() and any(out.iterdir())):
         raise InvalidInputError(f"{out} is not empty", hint="choose a new --out directory")
     const = Constitution.load(constitution)
-    b = [s for spec in (benign or ["builtin:harmless:train", "builtin:borderline:train"]) for s in load_dataset(spec)]
+    b = [s for spec in (benign or BENIGN_TRAIN) for s in load_dataset(spec)]
     model = train_classifier(const, load_dataset(harmful), b, target_fpr=target_fpr)
     model.save(out)
     typer.echo(json.dumps(model.stats, indent=2, default=float))
@@ -186,9 +215,9 @@ def eval_cmd(
     from layerguard.directions.refusal import derive_refusal_tokens
     from layerguard.guard.build import load_guard
     from layerguard.guard.config import GuardConfig
-    from layerguard.guard.evaluate import evaluate_guard, markdown_table
     from layerguard.guard.rings.keyword import KeywordRing
     from layerguard.models import load_model
+    from layerguard.redteam.guard_eval import evaluate_guard, markdown_table
 
     if (out / "eval.json").exists():
         raise InvalidInputError(f"{out} already holds an evaluation", hint="choose a new --out directory")
@@ -204,7 +233,7 @@ def eval_cmd(
     result = evaluate_guard(
         lm,
         rings,
-        target_fpr=float(cfg.build.get("target_fpr", 0.05)),
+        target_fpr=float(cfg.build.get("target_fpr", GUARD_BUILD.target_fpr)),
         wrappers=[w for w in wrappers.split(",") if w],
         include_harmbench=not no_harmbench,
         refusal_tokens=tokens,

@@ -8,14 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
+from layerguard.cli.common import DEFAULT_MODEL, BatchOpt, ModelOpt
 from layerguard.errors import InvalidInputError
 
 app = typer.Typer(help="Read the model: harmfulness and refusal directions, steering, ablation.", no_args_is_help=True)
-
-ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help="Embedded name, GGUF file, Hugging Face directory or hub id.")
-]
-BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Prompts per forward pass.")]
 
 
 def _load(model: str) -> Any:
@@ -33,7 +29,7 @@ def _samples(spec: str) -> list[Any]:
 @app.command()
 def extract(
     out: Annotated[Path, typer.Option("--out", "-o", help="New directory for the direction files.")],
-    model: ModelOpt = "qwen2.5-coder-0.5b",
+    model: ModelOpt = DEFAULT_MODEL,
     harmful: Annotated[str, typer.Option(help="Dataset spec of harmful prompts.")] = "builtin:harmful:train",
     harmless: Annotated[str, typer.Option(help="Dataset spec of matched harmless prompts.")] = "builtin:harmless:train",
     batch_size: BatchOpt = 8,
@@ -56,7 +52,7 @@ def extract(
 @app.command()
 def study(
     out: Annotated[Path, typer.Option("--out", "-o", help="New directory for results, directions and figures.")],
-    model: ModelOpt = "qwen2.5-coder-0.5b",
+    model: ModelOpt = DEFAULT_MODEL,
     n_select: Annotated[int, typer.Option(min=2, help="Validation prompts per side for selection.")] = 16,
     n_eval: Annotated[int, typer.Option(min=2, help="Validation prompts per side for the causal tests.")] = 72,
     layers: Annotated[str, typer.Option(help="Layers to try in selection: 'auto' or comma-separated.")] = "auto",
@@ -94,7 +90,7 @@ def study(
 def select_cmd(
     directions: Annotated[Path, typer.Option("--directions", "-d", help="Directory written by `lab extract`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Path (without suffix) for the chosen direction.")],
-    model: ModelOpt = "qwen2.5-coder-0.5b",
+    model: ModelOpt = DEFAULT_MODEL,
     harmful: Annotated[str, typer.Option(help="Harmful validation prompts.")] = "builtin:harmful:val",
     harmless: Annotated[str, typer.Option(help="Harmless validation prompts.")] = "builtin:harmless:val",
     n: Annotated[int, typer.Option(min=2, help="Prompts per side.")] = 16,
@@ -152,7 +148,7 @@ def _direction(path: Path, lm: Any, layer: int | None) -> Any:
 def steer(
     direction: Annotated[Path, typer.Option("--direction", "-d", help="A direction file.")],
     prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="Prompt(s) to answer.")],
-    model: ModelOpt = "qwen2.5-coder-0.5b",
+    model: ModelOpt = DEFAULT_MODEL,
     layer: Annotated[int | None, typer.Option(help="Layer (default: the direction's selected layer).")] = None,
     alpha: Annotated[float, typer.Option(help="Multiple of the direction vector to add.")] = 1.0,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 64,
@@ -175,7 +171,7 @@ def steer(
 def ablate(
     direction: Annotated[Path, typer.Option("--direction", "-d", help="A direction file.")],
     prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="Prompt(s) to answer.")],
-    model: ModelOpt = "qwen2.5-coder-0.5b",
+    model: ModelOpt = DEFAULT_MODEL,
     layer: Annotated[int | None, typer.Option(help="Layer whose vector is ablated (default: selected).")] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 64,
 ) -> None:
@@ -196,7 +192,7 @@ def ablate(
 def export(
     direction: Annotated[Path, typer.Option("--direction", "-d", help="A direction file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="New directory for the orthogonalized model.")],
-    model: ModelOpt = "qwen2.5-coder-0.5b",
+    model: ModelOpt = DEFAULT_MODEL,
     layer: Annotated[int | None, typer.Option(help="Layer whose vector is removed (default: selected).")] = None,
 ) -> None:
     """Fold the ablation into the weights and write a new Hugging Face model directory."""
@@ -220,7 +216,7 @@ def _ints(text: str) -> list[int]:
 @app.command("ai-modification")
 def ai_modification(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for results.jsonl and summary.json.")],
-    model: ModelOpt = "qwen2.5-coder-0.5b",
+    model: ModelOpt = DEFAULT_MODEL,
     guard: Annotated[
         Path | None, typer.Option("--guard", "-g", help="guard.yaml built for the model (also measure guarded).")
     ] = None,
@@ -259,7 +255,7 @@ def ai_modification(
 @app.command()
 def cliff(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for cliff.json, cliff.png, curves, signal/.")],
-    model: ModelOpt = "qwen2.5-coder-0.5b",
+    model: ModelOpt = DEFAULT_MODEL,
     layer: Annotated[
         int | None, typer.Option(help="Probe layer (default: chosen on an inner holdout of the training prompts).")
     ] = None,

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from layerguard.cli.audit import audit
+from layerguard.cli.common import DEFAULT_MODEL, ModelOpt
 from layerguard.cli.filter import filter_corpus_cmd
 from layerguard.cli.guard import app as guard_app
 from layerguard.cli.lab import app as lab_app
@@ -40,10 +41,6 @@ app.command("serve")(serve)
 app.command("audit")(audit)
 app.command("filter")(filter_corpus_cmd)
 
-ModelOpt = Annotated[
-    str,
-    typer.Option("--model", "-m", help="Embedded name, GGUF file, Hugging Face directory or hub id."),
-]
 CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Weight cache (default $LAYERGUARD_CACHE_DIR).")]
 
 
@@ -76,7 +73,7 @@ def models_list(
     if ctx.invoked_subcommand is not None:
         return
     from layerguard.models import cache
-    from layerguard.models.registry import DEFAULT_MODEL, EMBEDDED
+    from layerguard.models.registry import EMBEDDED
 
     root = cache.cache_root(cache_dir)
     rows: list[dict[str, Any]] = []
@@ -136,7 +133,7 @@ def models_install(
 
 
 @models_app.command("warm")
-def models_warm(model: ModelOpt = "qwen2.5-coder-0.5b", cache_dir: CacheOpt = None) -> None:
+def models_warm(model: ModelOpt = DEFAULT_MODEL, cache_dir: CacheOpt = None) -> None:
     """Load a model once so its dequantized weights are cached."""
     from layerguard.models import load_model
 
@@ -146,7 +143,7 @@ def models_warm(model: ModelOpt = "qwen2.5-coder-0.5b", cache_dir: CacheOpt = No
 
 @app.command()
 def info(
-    model: ModelOpt = "qwen2.5-coder-0.5b",
+    model: ModelOpt = DEFAULT_MODEL,
     prompt: Annotated[str, typer.Option(help="Example prompt whose token positions are shown.")] = (
         "How do I kill a Python process?"
     ),
@@ -195,7 +192,7 @@ def _read_prompts(path: Path, field: str) -> list[Any]:
 def capture(
     input: Annotated[Path, typer.Option("--input", "-i", help="JSONL (prompt/messages per line), CSV or .txt.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="New directory for the capture.")],
-    model: ModelOpt = "qwen2.5-coder-0.5b",
+    model: ModelOpt = DEFAULT_MODEL,
     layers: Annotated[str, typer.Option(help="'all' or comma-separated indices, e.g. 0,5,-1.")] = "all",
     positions: Annotated[str, typer.Option(help="Comma-separated: t_inst,last,post_inst,post_inst[k],-1 ...")] = (
         "t_inst,last"

@@ -1,5 +1,8 @@
 """``layerguard serve``: the guarded, OpenAI-compatible HTTP service.
 
+Settings come from the code defaults (:class:`~layerguard.service.config.ServiceConfig`),
+then the service YAML (``--config``, else guard.yaml's ``service:`` section), then
+``LAYERGUARD_SERVE_<SETTING>`` environment variables, then the flags typed.
 Heavy imports (FastAPI, SQLAlchemy, the model) happen inside the command.
 """
 
@@ -7,16 +10,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from layerguard.cli.common import typed_flags
 from layerguard.errors import InvalidInputError, MissingPackageError
 
 API_KEY_ENV = "LAYERGUARD_API_KEY"
+FLAG_SETTINGS = {"host": "host", "port": "port", "db": "db_url"}
+"""CLI flag -> service setting."""
 
 
 def serve(
+    ctx: typer.Context,
     guard: Annotated[Path, typer.Option("--guard", "-g", help="guard.yaml written by `guard build`.")],
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default 8000).", min=0, max=65535)] = None,
@@ -39,10 +46,19 @@ def serve(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option(help="Service YAML (keys, limits, redaction); default: guard.yaml's `service:` section."),
+        typer.Option(
+            "--config",
+            "-c",
+            help="Service YAML (keys, limits, redaction); default: guard.yaml's `service:` section. "
+            "Precedence: defaults < file < LAYERGUARD_SERVE_<SETTING> < flags.",
+        ),
     ] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Local model (default: the guard's).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    show_config: Annotated[
+        bool,
+        typer.Option("--show-config", help="Print the resolved service settings as JSON (secrets masked) and exit."),
+    ] = False,
 ) -> None:
     """Serve a guarded, OpenAI-compatible API (/v1/chat/completions, /v1/guard/check, /metrics ...).
 
@@ -52,11 +68,8 @@ def serve(
     try:
         import uvicorn
 
-        from layerguard.guard.build import load_guard, local_backend_for
-        from layerguard.guard.config import GuardConfig
-        from layerguard.guard.rings.conversation import ConversationRing
         from layerguard.service.app import create_app
-        from layerguard.service.config import ApiKeyConfig, ServiceConfig
+        from layerguard.service.config import ServiceConfig
         from layerguard.service.storage import Store
     except ImportError as exc:
         raise MissingPackageError(
@@ -64,61 +77,80 @@ def serve(
             hint="pip install 'layerguard[serve]'",
         ) from None
 
-    gcfg = GuardConfig.load(guard)
-    cfg = ServiceConfig.load(config) if config is not None else ServiceConfig.load(guard)
-    updates: dict[str, object] = {}
-    if host is not None:
-        updates["host"] = host
-    if port is not None:
-        updates["port"] = port
-    if db is not None:
-        updates["db_url"] = db
-    cfg = cfg.model_copy(update=updates)
-    if not cfg.api_keys:
-        if not os.environ.get(API_KEY_ENV):
-            raise InvalidInputError(
-                "no API keys configured: every request would be refused",
-                hint=f"export {API_KEY_ENV}=<secret>, or list api_keys in the service config (--config)",
-            )
-        cfg.api_keys = [ApiKeyConfig(key_env=API_KEY_ENV, name="default", admin=True)]
+    flags = {FLAG_SETTINGS[k]: v for k, v in typed_flags(ctx, list(FLAG_SETTINGS)).items()}
+    cfg = ServiceConfig.resolve(config if config is not None else guard, flags)
+    if show_config:
+        typer.echo(cfg.model_dump_json(indent=2))
+        return
+    _default_key(cfg)
     cfg.resolve_keys()  # fail on unset key variables before touching the database
-    db_url = cfg.db_url or str(guard.resolve().parent / "service.db")
-    store = Store(db_url, sqlite_synchronous=cfg.sqlite_synchronous)
-
-    if upstream is not None:
-        from layerguard.service.upstream import UpstreamBackend
-
-        g = load_guard(guard, None, text_only=True)
-        name = upstream_model or gcfg.model.name
-        backend: object = UpstreamBackend(upstream, name, api_key=os.environ.get(upstream_key_env) or None)
-    else:
-        from layerguard.models import load_model
-
-        lm = load_model(model or gcfg.model.name)
-        g = load_guard(guard, lm)
-        backend = local_backend_for(g, lm)
-    for ring in g.rings:
-        if isinstance(ring, ConversationRing):
-            ring.state = store  # guard.yaml's conversation ring: state shared by replicas in the SQL store
-    if cfg.conversation.enabled and "conversation" not in g.names:
-        c = cfg.conversation
-        g.rings.append(
-            ConversationRing(
-                store,
-                decay=c.decay,
-                floor=c.floor,
-                escalate_at=c.escalate_at,
-                score_rings=c.score_rings,
-                burst_blocks=c.burst_blocks,
-                burst_window_s=c.burst_window_s,
-                cooldown_s=c.cooldown_s,
-                ttl_s=c.ttl_s,
-            )
-        )
-    app = create_app(g, backend, store, cfg)  # type: ignore[arg-type]
+    store = Store(cfg.db_url or str(guard.resolve().parent / "service.db"), sqlite_synchronous=cfg.sqlite_synchronous)
+    g, backend = _guard_and_backend(guard, upstream, upstream_model, upstream_key_env, model)
+    _attach_conversation(g, cfg, store)
+    app = create_app(g, backend, store, cfg)
     typer.echo(
         f"layerguard serving {getattr(backend, 'model_name', '?')} on http://{cfg.host}:{cfg.port}/v1 "
         f"(rings: {', '.join(g.names)}; unavailable: {', '.join(g.unavailable) or 'none'}; db: {store.safe_url})",
         err=True,
     )
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=log_level)
+
+
+def _default_key(cfg: Any) -> None:
+    """Without configured keys, $LAYERGUARD_API_KEY is the one (admin) key; without it, refuse to start."""
+    from layerguard.service.config import ApiKeyConfig
+
+    if cfg.api_keys:
+        return
+    if not os.environ.get(API_KEY_ENV):
+        raise InvalidInputError(
+            "no API keys configured: every request would be refused",
+            hint=f"export {API_KEY_ENV}=<secret>, or list api_keys in the service config (--config)",
+        )
+    cfg.api_keys = [ApiKeyConfig(key_env=API_KEY_ENV, name="default", admin=True)]
+
+
+def _guard_and_backend(
+    guard: Path, upstream: str | None, upstream_model: str | None, upstream_key_env: str, model: str | None
+) -> tuple[Any, Any]:
+    """The guard and its backend: an upstream URL (text rings only) or a local model (every ring)."""
+    from layerguard.guard.build import load_guard, local_backend_for
+    from layerguard.guard.config import GuardConfig
+
+    gcfg = GuardConfig.load(guard)
+    if upstream is not None:
+        from layerguard.guard.backends.upstream import UpstreamBackend
+
+        g = load_guard(guard, None, text_only=True)
+        name = upstream_model or gcfg.model.name
+        return g, UpstreamBackend(upstream, name, api_key=os.environ.get(upstream_key_env) or None)
+    from layerguard.models import load_model
+
+    lm = load_model(model or gcfg.model.name)
+    g = load_guard(guard, lm)
+    return g, local_backend_for(g, lm)
+
+
+def _attach_conversation(g: Any, cfg: Any, store: Any) -> None:
+    """Share conversation state through the SQL store (replicas agree); add the ring if guard.yaml has none."""
+    from layerguard.guard.rings.conversation import ConversationRing
+
+    for ring in g.rings:
+        if isinstance(ring, ConversationRing):
+            ring.state = store
+    if not cfg.conversation.enabled or "conversation" in g.names:
+        return
+    c = cfg.conversation
+    g.rings.append(
+        ConversationRing(
+            store,
+            decay=c.decay,
+            floor=c.floor,
+            escalate_at=c.escalate_at,
+            score_rings=c.score_rings,
+            burst_blocks=c.burst_blocks,
+            burst_window_s=c.burst_window_s,
+            cooldown_s=c.cooldown_s,
+            ttl_s=c.ttl_s,
+        )
+    )

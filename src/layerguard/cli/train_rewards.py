@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from layerguard.cli.common import DEFAULT_MODEL, echo_err
 from layerguard.errors import InvalidInputError
 
 
@@ -15,7 +16,7 @@ def best_of_n(
     out: Annotated[Path, typer.Option("--out", "-o", help="New directory for summary.json and candidates.jsonl.")],
     model: Annotated[
         str, typer.Option("--model", "-m", help="Embedded name, GGUF file, Hugging Face directory or hub id.")
-    ] = "qwen2.5-coder-0.5b",
+    ] = DEFAULT_MODEL,
     n: Annotated[int, typer.Option("--n", min=1, help="Candidates sampled per prompt.")] = 4,
     per_set: Annotated[int, typer.Option(min=1, help="Prompts taken (evenly spread) from each set.")] = 24,
     sets: Annotated[
@@ -60,24 +61,10 @@ def best_of_n(
     Strategies: greedy, random-of-n, best-of-n by r_help, by the safety-constrained reward
     (fixed and dual-ascent lambda) and by the constitutional reward. Never uses held-out sets.
     """
-    from layerguard.models import load_model
-    from layerguard.progress import progress_enabled
-    from layerguard.train.best_of_n import (
-        DEFAULT_SETS,
-        BestOfNSettings,
-        load_run,
-        run_best_of_n,
-        select_and_evaluate,
-        select_prompts,
-    )
-    from layerguard.train.rewards import ClassifierPromptJudge, load_rules
+    from layerguard.train.best_of_n import DEFAULT_SETS, BestOfNSettings, select_prompts
+    from layerguard.train.rewards import load_rules
 
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InvalidInputError(f"{out} exists and is not an empty directory", hint="choose a new --out directory")
-    if prompt_labels and (classifier is not None or prompt_threshold is not None):
-        raise InvalidInputError(
-            "--classifier PATH and --prompt-threshold have no effect with --prompt-labels", hint="drop one of them"
-        )
+    _check_args(out, prompt_labels, classifier, prompt_threshold)
     settings = BestOfNSettings(
         n=n,
         per_set=per_set,
@@ -95,52 +82,94 @@ def best_of_n(
         sets=tuple(sets or DEFAULT_SETS),
     )
     rule_list = load_rules(rules) if rules is not None else None
-    previous = load_run(from_run) if from_run is not None else None
-    if previous is not None:
-        # the sampling settings are the earlier run's; only the selection settings change
-        old = previous[3]["settings"]
-        for key in ("n", "per_set", "max_new_tokens", "temperature", "top_p", "seed", "batch_size", "target_words"):
-            setattr(settings, key, old[key])
-        settings.sets = tuple(old["sets"])
+    previous = _previous_run(from_run, settings) if from_run is not None else None
     samples = previous[0] if previous is not None else select_prompts(settings.sets, per_set)
-    judge = None
-    if not prompt_labels:
-        typer.echo("loading the classifier ring" if classifier else "training the classifier ring (~10 s)", err=True)
-        judge = ClassifierPromptJudge.load(classifier, seed=settings.seed, threshold=prompt_threshold)
+    judge = None if prompt_labels else _prompt_judge(classifier, settings.seed, prompt_threshold)
     if previous is not None:
-        summary, records = select_and_evaluate(
-            samples,
-            previous[1],
-            previous[2],
-            settings,
-            model_id=previous[3]["model"],
-            prompt_judge=judge,
-            rules=rule_list,
-            seconds={f"{k}_of_the_earlier_run": v for k, v in previous[3]["seconds"].items() if k != "scoring"},
-        )
+        summary, records = _select_again(previous, settings, judge, rule_list)
         summary["settings"]["from_run"] = str(from_run)
     else:
-        summary, records = run_best_of_n(
-            load_model(model),
-            samples,
-            settings,
-            prompt_judge=judge,
-            rules=rule_list,
-            progress=progress_enabled(None),
-            log=lambda m: typer.echo(m, err=True),
-        )
+        summary, records = _sample_and_select(model, samples, settings, judge, rule_list)
     if rules is not None:
         summary["settings"]["rules_file"] = str(rules)
     if classifier is not None:
         summary["settings"]["classifier"] = str(classifier)
     summary["settings"]["prompt_threshold"] = prompt_threshold
+    _write_run(out, summary, records)
+    typer.echo(format_table(summary))
+    typer.echo(f"wrote {out / 'summary.json'} and {out / 'candidates.jsonl'}")
+
+
+def _check_args(out: Path, prompt_labels: bool, classifier: Path | None, prompt_threshold: float | None) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InvalidInputError(f"{out} exists and is not an empty directory", hint="choose a new --out directory")
+    if prompt_labels and (classifier is not None or prompt_threshold is not None):
+        raise InvalidInputError(
+            "--classifier PATH and --prompt-threshold have no effect with --prompt-labels", hint="drop one of them"
+        )
+
+
+def _prompt_judge(classifier: Path | None, seed: int, threshold: float | None) -> Any:
+    """The classifier ring judging the prompts: loaded from ``classifier`` or trained on the builtin sets."""
+    from layerguard.train.rewards import ClassifierPromptJudge
+
+    echo_err("loading the classifier ring" if classifier else "training the classifier ring (~10 s)")
+    return ClassifierPromptJudge.load(classifier, seed=seed, threshold=threshold)
+
+
+def _previous_run(from_run: Path, settings: Any) -> Any:
+    """An earlier run (prompts, greedy answers, candidates, summary); its sampling settings replace ours."""
+    from layerguard.train.best_of_n import load_run
+
+    previous = load_run(from_run)
+    old = previous[3]["settings"]
+    for key in ("n", "per_set", "max_new_tokens", "temperature", "top_p", "seed", "batch_size", "target_words"):
+        setattr(settings, key, old[key])
+    settings.sets = tuple(old["sets"])
+    return previous
+
+
+def _select_again(previous: Any, settings: Any, judge: Any, rules: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Select again from an earlier run's candidates (no model)."""
+    from layerguard.train.best_of_n import select_and_evaluate
+
+    samples, greedy, cands, old = previous
+    return select_and_evaluate(
+        samples,
+        greedy,
+        cands,
+        settings,
+        model_id=old["model"],
+        prompt_judge=judge,
+        rules=rules,
+        seconds={f"{k}_of_the_earlier_run": v for k, v in old["seconds"].items() if k != "scoring"},
+    )
+
+
+def _sample_and_select(
+    model: str, samples: Any, settings: Any, judge: Any, rules: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from layerguard.models import load_model
+    from layerguard.progress import progress_enabled
+    from layerguard.train.best_of_n import run_best_of_n
+
+    return run_best_of_n(
+        load_model(model),
+        samples,
+        settings,
+        prompt_judge=judge,
+        rules=rules,
+        progress=progress_enabled(None),
+        log=echo_err,
+    )
+
+
+def _write_run(out: Path, summary: dict[str, Any], records: list[dict[str, Any]]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float), encoding="utf-8")
     with (out / "candidates.jsonl").open("w", encoding="utf-8") as f:
         for rec in records:
             f.write(json.dumps(rec, ensure_ascii=False, default=float) + "\n")
-    typer.echo(format_table(summary))
-    typer.echo(f"wrote {out / 'summary.json'} and {out / 'candidates.jsonl'}")
 
 
 def _pct(r: dict[str, float]) -> str:

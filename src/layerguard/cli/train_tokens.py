@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from layerguard.defaults import BENIGN_TRAIN
 from layerguard.errors import InvalidInputError
 
 
@@ -81,7 +82,7 @@ def refusal_tokens(
     from layerguard.models import load_model
     from layerguard.train.refusal_tokens import build_examples, save_adapter, train_refusal_tokens
 
-    benign_specs = benign or ["builtin:harmless:train", "builtin:borderline:train"]
+    benign_specs = benign or list(BENIGN_TRAIN)
     h = _cap(load_dataset(harmful), max_train, seed)
     b = [s for spec in benign_specs for s in _cap(load_dataset(spec), max_train, seed)]
     build_examples(h, b)  # data errors surface before the model loads

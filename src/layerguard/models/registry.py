@@ -11,7 +11,10 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from layerguard.defaults import DEFAULT_MODEL
 from layerguard.errors import MissingPackageError, UnknownModelError
+
+__all__ = ["DEFAULT_MODEL", "EMBEDDED", "EmbeddedModel", "EmbeddedPart", "get_embedded"]
 
 
 @dataclass(frozen=True)
@@ -141,8 +144,6 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         ),
     )
 }
-
-DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 
 
 def get_embedded(name: str) -> EmbeddedModel:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from layerguard.data.samples import spread
+from layerguard.defaults import AUDIT
 from layerguard.errors import InvalidInputError
 from layerguard.redteam.attacks import REGISTRY, get_attack
 from layerguard.redteam.judges import get_judge
@@ -65,28 +66,105 @@ def _refusal_tokens(lm: Any, guard_path: Path, batch_size: int, log: Callable[[s
         return None
 
 
+def _attack_list(attacks: list[str] | None, full: bool, direction: Path | None) -> list[str]:
+    """The attacks to run; unknown names fail here, before a model is loaded or a guard built."""
+    names = list(attacks or (full_attacks() if full else DEFAULT_ATTACKS))
+    if direction is not None and not any(a.startswith("whitebox_") for a in names):
+        names += ["whitebox_ablate", "whitebox_subtract"]
+    for a in names:
+        get_attack(a)
+    return names
+
+
+def _check_judge(judge: str, judge_model: str | None) -> None:
+    if judge == "llm" and judge_model is None:
+        raise InvalidInputError("the llm judge needs a judge model", hint="pass --judge-model NAME")
+    if judge != "llm":
+        get_judge(judge)
+
+
+def _samples(
+    dataset: str, benign: str, n_samples: int | None, n_benign: int | None, full: bool
+) -> tuple[list[Any], list[Any]]:
+    """The harmful prompts and the borderline-benign ones (labelled ``borderline``)."""
+    from layerguard.data.loaders import load_dataset
+
+    harmful = load_dataset(dataset)
+    benign_set = load_dataset(benign) if benign else []
+    if not full:
+        # spread over the file: the project's sets are sorted by category, and the first n
+        # prompts would cover only a few hazard categories (or borderline kinds)
+        harmful = spread(harmful, n_samples) if n_samples is not None else harmful
+        benign_set = spread(benign_set, n_benign) if n_benign is not None else benign_set
+    if not harmful:
+        raise InvalidInputError(f"dataset {dataset!r} is empty")
+    return harmful, [s.model_copy(update={"label": "borderline"}) for s in benign_set]
+
+
+def _ensure_guard(
+    lm: Any,
+    out: Path,
+    guard_path: Path | None,
+    *,
+    batch_size: int,
+    seed: int,
+    output_monitor: bool,
+    progress: bool | None,
+    log: Callable[[str], None],
+) -> Path:
+    """The guard to audit: ``guard_path``, else one built into ``out/guard`` (reused on resume)."""
+    if guard_path is not None:
+        return guard_path
+    from layerguard.data.builtin import load_builtin
+    from layerguard.guard.build import build_guard
+
+    path = out / "guard" / "guard.yaml"
+    if not path.exists():
+        log(f"building a guard for {lm.model_id} in {path.parent}")
+        build_guard(
+            lm,
+            path.parent,
+            harmful=load_builtin("harmful", "train"),
+            benign=load_builtin("harmless", "train") + load_builtin("borderline", "train"),
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            log=log,
+            output_monitor=output_monitor,
+        )
+    return path
+
+
+def _write_outputs(rows: list[dict[str, Any]], summary: dict[str, Any], out: Path) -> None:
+    write_results(rows, out / "results.jsonl")
+    write_summary(summary, out)
+    write_report(summary, rows, out)
+
+
 def run_audit(
     model: str,
     out: Path,
     *,
-    guard_path: Path | None = None,
-    dataset: str = "builtin:harmful:val",
-    benign: str = "builtin:borderline:val",
-    n_samples: int | None = 24,
-    n_benign: int | None = 32,
-    attacks: list[str] | None = None,
-    full: bool = False,
-    judge: str = "refusal",
-    judge_model: str | None = None,
-    max_new_tokens: int = 48,
-    batch_size: int = 8,
-    seed: int = 0,
-    output_monitor: bool = True,
-    direction: Path | None = None,
+    guard_path: Path | None = AUDIT.guard,
+    dataset: str = AUDIT.dataset,
+    benign: str = AUDIT.benign,
+    n_samples: int | None = AUDIT.n,
+    n_benign: int | None = AUDIT.n_benign,
+    attacks: list[str] | None = AUDIT.attacks,
+    full: bool = AUDIT.full,
+    judge: str = AUDIT.judge,
+    judge_model: str | None = AUDIT.judge_model,
+    max_new_tokens: int = AUDIT.max_new_tokens,
+    batch_size: int = AUDIT.batch_size,
+    seed: int = AUDIT.seed,
+    output_monitor: bool = AUDIT.output_monitor,
+    direction: Path | None = AUDIT.direction,
     progress: bool | None = None,
     log: Callable[[str], None] = lambda m: None,
 ) -> dict[str, Any]:
     """Run the audit and write ``summary.json``, ``results.jsonl`` and ``report.html`` into ``out``.
+
+    The defaults are :data:`layerguard.defaults.AUDIT` (the CLI's, too).
 
     Args:
         model: The model under test (embedded name, GGUF, directory or hub id).
@@ -112,48 +190,24 @@ def run_audit(
         InvalidInputError: unknown attack or judge, empty dataset, a guard built for another
             model, or an output directory holding a different run.
     """
-    from layerguard.data.loaders import load_dataset
-    from layerguard.guard.build import build_guard, load_guard
+    from layerguard.guard.build import load_guard
     from layerguard.models import load_model
 
     t0 = time.time()
-    attacks = list(attacks or (full_attacks() if full else DEFAULT_ATTACKS))
-    if direction is not None and not any(a.startswith("whitebox_") for a in attacks):
-        attacks += ["whitebox_ablate", "whitebox_subtract"]
-    for a in attacks:
-        get_attack(a)  # unknown names fail before a model is loaded or a guard built
-    if judge == "llm" and judge_model is None:
-        raise InvalidInputError("the llm judge needs a judge model", hint="pass --judge-model NAME")
-    if judge != "llm":
-        get_judge(judge)
-    harmful = load_dataset(dataset)
-    benign_set = load_dataset(benign) if benign else []
-    if not full:
-        # spread over the file: the project's sets are sorted by category, and the first n
-        # prompts would cover only a few hazard categories (or borderline kinds)
-        harmful = spread(harmful, n_samples) if n_samples is not None else harmful
-        benign_set = spread(benign_set, n_benign) if n_benign is not None else benign_set
-    if not harmful:
-        raise InvalidInputError(f"dataset {dataset!r} is empty")
-    benign_set = [s.model_copy(update={"label": "borderline"}) for s in benign_set]
-    lm = load_model(model)
-    if guard_path is None:
-        guard_path = out / "guard" / "guard.yaml"
-        if not guard_path.exists():
-            log(f"building a guard for {lm.model_id} in {guard_path.parent}")
-            from layerguard.data.builtin import load_builtin
-
-            build_guard(
-                lm,
-                guard_path.parent,
-                harmful=load_builtin("harmful", "train"),
-                benign=load_builtin("harmless", "train") + load_builtin("borderline", "train"),
-                batch_size=batch_size,
-                seed=seed,
-                progress=progress,
-                log=log,
-                output_monitor=output_monitor,
-            )
+    attacks = _attack_list(attacks, full, direction)
+    _check_judge(judge, judge_model)
+    harmful, benign_set = _samples(dataset, benign, n_samples, n_benign, full)
+    lm = load_model(model, progress=progress)
+    guard_path = _ensure_guard(
+        lm,
+        out,
+        guard_path,
+        batch_size=batch_size,
+        seed=seed,
+        output_monitor=output_monitor,
+        progress=progress,
+        log=log,
+    )
     guard = load_guard(guard_path, lm)
     cfg = RunConfig(
         attacks=attacks,
@@ -170,20 +224,13 @@ def run_audit(
     runner.open(harmful, benign_set)
     log(f"running {len(attacks)} attacks x {len(harmful)} samples + {len(benign_set)} benign, guarded and not")
     rows = runner.run(harmful, benign_set)
-    meta = run_metadata(lm, guard_id, cfg)
-    summary = summarize(
-        rows,
-        judge,
-        {
-            **meta,
-            "guard": guard_id,
-            "dataset": dataset,
-            "benign_dataset": benign,
-            "command": " ".join(sys.argv),
-            "duration_s": round(time.time() - t0, 1),
-        },
-    )
-    write_results(rows, out / "results.jsonl")
-    write_summary(summary, out)
-    write_report(summary, rows, out)
+    extra = {
+        "guard": guard_id,
+        "dataset": dataset,
+        "benign_dataset": benign,
+        "command": " ".join(sys.argv),
+        "duration_s": round(time.time() - t0, 1),
+    }
+    summary = summarize(rows, judge, {**run_metadata(lm, guard_id, cfg), **extra})
+    _write_outputs(rows, summary, out)
     return summary

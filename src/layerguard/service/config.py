@@ -14,8 +14,10 @@ Example (``${VAR}`` and ``${VAR:-default}`` are read from the environment)::
         - {key: ${TEAM_A_KEY}, name: team-a, rpm: 60, tpm: 40000}
       conversation: {escalate_at: 1.0, decay: 0.8, burst_blocks: 5, burst_window_s: 60, cooldown_s: 300}
 
-A file may hold the mapping at its top level or under ``service:``. Precedence: code
-defaults, then the file, then the environment (interpolation), then CLI flags.
+A file may hold the mapping at its top level or under ``service:``. Precedence (one
+mechanism with ``audit`` and ``guard build``, :mod:`layerguard.settings`): code defaults,
+then the file (``${VAR}`` interpolated), then ``LAYERGUARD_SERVE_<SETTING>`` variables for
+top-level settings (e.g. ``LAYERGUARD_SERVE_PORT=9000``), then CLI flags.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from layerguard.errors import InvalidInputError
 from layerguard.guard.config import interpolate
 from layerguard.service.storage import hash_key
+from layerguard.settings import Layer, env_layer, flag_layer, layered, read_yaml, yaml_layer
+
+ENV_PREFIX = "LAYERGUARD_SERVE_"
+"""Environment variables ``LAYERGUARD_SERVE_<SETTING>`` override the file's top-level settings."""
 
 
 class ApiKeyConfig(BaseModel):
@@ -128,20 +133,9 @@ class ServiceConfig(BaseModel):
         Raises:
             InvalidInputError: naming the offending field.
         """
-        if data is None:
-            data = {}
-        if isinstance(data, dict) and isinstance(data.get("service"), dict) and "rings" not in data:
-            data = data["service"]
-        if not isinstance(data, dict):
-            raise InvalidInputError(f"{source} must hold a mapping of service settings")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(x) for x in first["loc"]) or "(top level)"
-            raise InvalidInputError(
-                f"{source}: {where}: {first['msg']}", hint="see `layerguard serve --help`"
-            ) from None
+        if isinstance(data, dict) and "rings" in data:  # a whole guard.yaml: only its service section
+            data = data.get("service") or {}
+        return layered(cls, yaml_layer(Path(source), "service", data={} if data is None else data))
 
     @classmethod
     def load(cls, path: str | Path, env: dict[str, str] | None = None) -> ServiceConfig:
@@ -150,16 +144,31 @@ class ServiceConfig(BaseModel):
         Raises:
             InvalidInputError: missing file, bad YAML, unset variables, schema errors.
         """
-        p = Path(path)
-        if not p.is_file():
-            raise InvalidInputError(f"service config {p} does not exist")
-        try:
-            data = yaml.safe_load(interpolate(p.read_text(encoding="utf-8"), env))
-        except yaml.YAMLError as exc:
-            raise InvalidInputError(f"{p} is not valid YAML: {exc}") from None
+        return layered(cls, cls.file_layer(Path(path), env))
+
+    @staticmethod
+    def file_layer(path: Path, env: dict[str, str] | None = None) -> Layer:
+        """The settings of a service YAML or a guard.yaml's ``service:`` section, ``${VAR}`` interpolated."""
+        data = read_yaml(path, "service config", lambda text: interpolate(text, env))
         if isinstance(data, dict) and "rings" in data:  # a guard.yaml: only its service section
             data = data.get("service") or {}
-        return cls.from_mapping(data, str(p))
+        return yaml_layer(path, "service", data={} if data is None else data)
+
+    @classmethod
+    def resolve(
+        cls, path: Path, flags: dict[str, Any] | None = None, env: dict[str, str] | None = None
+    ) -> ServiceConfig:
+        """Code defaults, then the file, then ``LAYERGUARD_SERVE_*`` variables, then CLI flags.
+
+        Args:
+            path: The service YAML or guard.yaml.
+            flags: Settings given on the command line (only those the user typed).
+            env: The environment (default ``os.environ``), for interpolation and the variables.
+
+        Raises:
+            InvalidInputError: naming the file and key, the variable or the flag at fault.
+        """
+        return layered(cls, cls.file_layer(path, env), env_layer(cls, ENV_PREFIX, env), flag_layer(flags or {}))
 
     def resolve_keys(self, env: dict[str, str] | None = None) -> list[ResolvedKey]:
         """The keys with their secrets read (from the config or the environment), hashed.
