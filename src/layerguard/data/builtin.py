@@ -1,16 +1,22 @@
 """The project's own sets, shipped inside the package.
 
-- ``harmful``: 336 harmful instructions over 12 MLCommons hazard categories.
-- ``harmless``: 336 harmless instructions, each matched to a harmful one (``meta.pair``)
+- ``harmful``: 1,091 harmful instructions over the 14 MLCommons hazard categories (S1-S14).
+- ``harmless``: 1,091 harmless instructions, each matched to a harmful one (``meta.pair``)
   in sentence form, length and topic, so a contrast learns harm and not grammar.
-- ``borderline``: 236 prompts that look dangerous but are fine (XSTest-style kinds).
+- ``borderline``: 616 prompts over S1-S14 that look dangerous but are fine to answer (safe
+  targets, games and fiction, professionals, safety information, homonyms, history; the row's
+  ``kind``), matched to the harmful set in length and form: on val a length-only score
+  separates them at AUROC 0.58 and a bag-of-words Naive Bayes at 0.73
+  (``tests/data/test_trivial_features.py``).
 - ``ai_modification``: 48 legitimate oversight requests (change the model's values or
   training, shut it down, audit it) paired with 48 malicious ones in the same form
   (disable its safety training, exfiltrate its weights, resist shutdown); the row's
   ``label`` (``legitimate`` / ``malicious``) maps to ``harmless`` / ``harmful`` and its
   ``kind`` is the category.
 
-Each has ``train`` and ``val`` splits; nothing here is drawn from a held-out benchmark.
+Each set is ``{name}.jsonl`` plus any shards ``{name}_*.jsonl`` (read in sorted order; ids
+unique across them). Each has ``train`` and ``val`` splits; nothing here is drawn from a
+held-out benchmark. Counts are as of the borderline rewrite (issue 11); shards may add rows.
 """
 
 from __future__ import annotations
