@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --disable-pip-version-check -q
-export LAYERGUARD_PROGRESS ?= 0
+# Progress is reported on stderr: a live bar on a terminal, one line every 15 s in a pipe or log
+# (LAYERGUARD_PROGRESS_INTERVAL=seconds); `LAYERGUARD_PROGRESS=0 make demo` silences it.
 
 .PHONY: install install-test demo test lint bench clean
 

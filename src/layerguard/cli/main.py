@@ -97,20 +97,31 @@ def models_list(
     if as_json:
         _echo_json(rows)
         return
+    _print_models_table(rows, root)
+
+
+def _print_models_table(rows: list[dict[str, Any]], root: Path) -> None:
+    """The models as a table whose name column is never cut: the other columns fold, or go below narrow tables."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"layerguard models (cache: {root})")
-    for col in ("name", "source", "size", "installed", "cached", "description"):
-        table.add_column(col)
+    console = Console()
+    name_width = max(len(r["name"]) for r in rows)
+    wide = console.width >= 100
+    table = Table(title=f"layerguard models (cache: {root})", title_justify="left")
+    table.add_column("name", no_wrap=True, min_width=name_width)
+    for col in ("source", "size", "installed", "cached") + (("description",) if wide else ()):
+        table.add_column(col, overflow="fold")
     for r in rows:
-        name = r["name"] + (" (default)" if r["default"] else "")
+        name = r["name"] + ("\n(default)" if r["default"] else "")
         installed = "yes" if r["installed"] else f"no: layerguard models install {r['name']}"
-        table.add_row(
-            name, r["source"], f"{r['size_mb']} MB", installed, "yes" if r["cached"] else "no", r["description"]
-        )
-    Console().print(table)
-    typer.echo("Any GGUF file, Hugging Face directory or hub id also works as --model.")
+        cells = [name, r["source"], f"{r['size_mb']} MB", installed, "yes" if r["cached"] else "no"]
+        table.add_row(*cells, *((r["description"],) if wide else ()))
+    console.print(table)
+    if not wide:  # descriptions below the table, so the columns above keep room
+        for r in rows:
+            console.print(f"{r['name']}: {r['description']}", overflow="fold")
+    console.print("Any GGUF file, Hugging Face directory or hub id also works as --model.")
 
 
 @models_app.command("install")

@@ -46,7 +46,9 @@ def full_attacks() -> list[str]:
     ]
 
 
-def _refusal_tokens(lm: Any, guard_path: Path, batch_size: int, log: Callable[[str], None]) -> list[int] | None:
+def _refusal_tokens(
+    lm: Any, guard_path: Path, batch_size: int, log: Callable[[str], None], progress: bool | None = None
+) -> list[int] | None:
     """The model's refusal tokens: from the guard's build, else derived from 48 training prompts."""
     from layerguard.data.builtin import load_builtin
     from layerguard.directions.refusal import derive_refusal_tokens
@@ -60,7 +62,7 @@ def _refusal_tokens(lm: Any, guard_path: Path, batch_size: int, log: Callable[[s
         s.conversation() for s in load_builtin("harmful", "train")[::10] + load_builtin("harmless", "train")[::10]
     ]
     try:
-        return list(derive_refusal_tokens(lm, prompts, batch_size=batch_size).ids)
+        return list(derive_refusal_tokens(lm, prompts, batch_size=batch_size, progress=progress).ids)
     except InvalidInputError as exc:  # a model that never refuses has no refusal tokens
         log(f"no refusal score: {exc}")
         return None
@@ -216,7 +218,7 @@ def run_audit(
         seed=seed,
         judge=judge,
         direction=str(direction) if direction is not None else None,
-        refusal_tokens=_refusal_tokens(lm, guard_path, batch_size, log),
+        refusal_tokens=_refusal_tokens(lm, guard_path, batch_size, log, progress),
         judge_model=judge_model,
     )
     guard_id = f"{guard_path}@{hashlib.sha256(guard_path.read_bytes()).hexdigest()[:12]}"
