@@ -51,15 +51,6 @@ def find_decoder_layers(model: Any) -> Any:
     return max(candidates, key=lambda m: sum(p.numel() for p in m.parameters()))
 
 
-def find_final_norm(model: Any) -> Any | None:
-    """The final normalization before the unembedding, if the model has one."""
-    for path in ("model.norm", "model.language_model.norm", "transformer.ln_f", "gpt_neox.final_layer_norm"):
-        found = _get_path(model, path)
-        if found is not None:
-            return found
-    return None
-
-
 def find_base_model(model: Any) -> Any:
     """The transformer body without the LM head (cheaper when no logits are needed)."""
     base = getattr(model, "base_model", None)

@@ -99,11 +99,6 @@ def is_cached(sha256: str, root: Path | None = None) -> bool:
     return (model_cache_dir(sha256, root) / MARKER).is_file()
 
 
-def read_marker(sha256: str, root: Path | None = None) -> dict[str, object]:
-    """The metadata written with a cache entry."""
-    return json.loads((model_cache_dir(sha256, root) / MARKER).read_text())
-
-
 @contextmanager
 def staging_dir(final: Path) -> Iterator[Path]:
     """A temporary directory beside ``final`` that replaces it atomically on success.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -302,13 +301,3 @@ def _load_hub(repo_id: str, dtype: str) -> LoadedModel:
     except Exception:  # only the hash is lost; name the revision-less id instead
         sha = hashlib.sha256(repo_id.encode()).hexdigest()
     return LoadedModel(model, tok, name=repo_id, source="hub", weights_sha256=sha)
-
-
-def remove_cached(spec: str, cache_dir: str | os.PathLike[str] | None = None) -> bool:
-    """Delete an embedded model's cache entry; True if something was removed."""
-    em = get_embedded(spec)
-    directory = cache.model_cache_dir(em.sha256, cache.cache_root(cache_dir))
-    if directory.exists():
-        shutil.rmtree(directory)
-        return True
-    return False
