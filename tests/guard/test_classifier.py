@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from layerguard.data.builtin import load_builtin
-from layerguard.data.samples import Sample
+from layerguard.data.samples import Sample, spread
 from layerguard.errors import InvalidInputError
 from layerguard.guard.calibration import rates
 from layerguard.guard.encoders import default_encoder
@@ -41,12 +41,6 @@ HAZARDS = (
 )
 
 
-def _spread(samples: list[Sample], n: int) -> list[Sample]:
-    """``n`` samples evenly spaced over the list (the builtin sets are ordered by category)."""
-    step = len(samples) / n
-    return [samples[int(i * step)] for i in range(n)]
-
-
 @pytest.fixture(scope="module")
 def constitution() -> Constitution:
     return Constitution.load()
@@ -56,9 +50,9 @@ def constitution() -> Constitution:
 def train_sets() -> dict[str, list[Sample]]:
     # a SMALL subset keeps the test fast: 60 harmful + 60 harmless + 40 borderline training prompts
     return {
-        "harmful": _spread(load_builtin("harmful", "train"), 60),
-        "harmless": _spread(load_builtin("harmless", "train"), 60),
-        "borderline": _spread(load_builtin("borderline", "train"), 40),
+        "harmful": spread(load_builtin("harmful", "train"), 60),
+        "harmless": spread(load_builtin("harmless", "train"), 60),
+        "borderline": spread(load_builtin("borderline", "train"), 40),
     }
 
 

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from layerguard.data.builtin import load_builtin
+from layerguard.data.samples import spread
 from layerguard.errors import InvalidInputError
 from layerguard.train.filter import (
     DocScore,
@@ -346,11 +347,6 @@ def test_memory_does_not_grow_with_the_corpus(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _spread(items: list[Any], n: int) -> list[Any]:
-    step = len(items) / n
-    return [items[int(i * step)] for i in range(n)]
-
-
 @pytest.fixture(scope="module")
 def small_guard(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A text-only guard.yaml: decode + a classifier trained on a small subset + keyword; a latent ring listed."""
@@ -359,8 +355,8 @@ def small_guard(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("text-guard")
     model = train_classifier(
         Constitution.load(),
-        _spread(load_builtin("harmful", "train"), 60),
-        _spread(load_builtin("harmless", "train"), 60) + _spread(load_builtin("borderline", "train"), 30),
+        spread(load_builtin("harmful", "train"), 60),
+        spread(load_builtin("harmless", "train"), 60) + spread(load_builtin("borderline", "train"), 30),
     )
     model.save(out / "classifier")
     cfg = {
