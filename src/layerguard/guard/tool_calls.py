@@ -1,0 +1,107 @@
+"""Tool calls written as text by a model: Qwen-format ``<tool_call>`` blocks.
+
+A model offered tools answers a call as ``<tool_call>{"name": ..., "arguments": ...}</tool_call>``.
+:func:`split_tool_calls` parses such blocks out of a finished text, :class:`ToolCallFilter` holds
+them back while text is streamed, and :func:`openai_tool_call` renders a parsed call in OpenAI's
+``tool_calls`` format. Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from typing import Any
+
+from layerguard.guard.types import ToolCall
+
+TOOL_OPEN = "<tool_call>"
+_TOOL_RE = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.DOTALL)
+
+
+class ToolCallFilter:
+    """Streams text while holding back anything from ``<tool_call>`` on.
+
+    ``feed`` returns the text that is safe to send now; ``finish`` returns what is still held
+    back and the captured tool-call text.
+    """
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self._captured: str | None = None
+
+    def feed(self, text: str) -> str:
+        """Add generated text; return the part that can be sent now."""
+        if self._captured is not None:
+            self._captured += text
+            return ""
+        buf = self._pending + text
+        i = buf.find(TOOL_OPEN)
+        if i >= 0:
+            self._captured, self._pending = buf[i:], ""
+            return buf[:i]
+        keep = 0
+        for k in range(min(len(TOOL_OPEN) - 1, len(buf)), 0, -1):
+            if TOOL_OPEN.startswith(buf[-k:]):
+                keep = k
+                break
+        self._pending = buf[len(buf) - keep :]
+        return buf[: len(buf) - keep]
+
+    def finish(self) -> tuple[str, str]:
+        """``(held-back plain text, captured tool-call text)``."""
+        return self._pending, self._captured or ""
+
+
+def _parse_call(body: str) -> ToolCall | None:
+    try:
+        obj = json.loads(body)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not obj["name"]:
+        return None
+    args = obj.get("arguments", obj.get("parameters", {}))
+    if isinstance(args, str):
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except json.JSONDecodeError:
+            return None
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        return None
+    return ToolCall(id="call_" + secrets.token_hex(12), name=obj["name"], arguments=args)
+
+
+def split_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
+    """Split Qwen-format ``<tool_call>{"name": ..., "arguments": ...}</tool_call>`` blocks from text.
+
+    Returns:
+        The text outside well-formed blocks (malformed blocks stay in it) and the calls.
+    """
+    calls: list[ToolCall] = []
+    rest: list[str] = []
+    pos = 0
+    for m in _TOOL_RE.finditer(text):
+        rest.append(text[pos : m.start()])
+        pos = m.end()
+        call = _parse_call(m.group(1).strip())
+        if call is None:
+            rest.append(m.group(0))
+        else:
+            calls.append(call)
+    rest.append(text[pos:])
+    content = "".join(rest)
+    return (content.strip() if calls else content), calls
+
+
+def openai_tool_call(call: ToolCall, index: int | None = None) -> dict[str, Any]:
+    """A call in OpenAI's ``tool_calls`` format."""
+    out: dict[str, Any] = {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
+    }
+    if index is not None:
+        out["index"] = index
+    return out

@@ -1,0 +1,440 @@
+"""The guard flow behind ``/v1/chat/completions`` and ``/v1/guard/check``.
+
+One request goes: :meth:`ChatHandler.prepare` (the backend's prefill, whose activations the
+latent rings read) -> :meth:`ChatHandler.input_guard` -> a declined request is answered by
+:meth:`ChatHandler.decline` -> :meth:`ChatHandler.generate` (an output monitor may halt it) ->
+:meth:`ChatHandler.gate_tools` -> :meth:`ChatHandler.final_verdict` (audit row, token budget).
+The answer is one JSON completion (:meth:`ChatHandler.complete`) or an SSE stream
+(:meth:`ChatHandler.stream`) built from the same steps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import weakref
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi.responses import Response, StreamingResponse
+
+from layerguard.guard.backend import Backend, Chunk, GenerationParams
+from layerguard.guard.pipeline import Guard
+from layerguard.guard.rings.conversation import check_with_conversation
+from layerguard.guard.tool_calls import ToolCallFilter, openai_tool_call, split_tool_calls
+from layerguard.guard.types import Exchange, GuardVerdict, Message, ToolCall
+from layerguard.service.audit import Auditor, declined_text, prompt_hash, verdict_summary
+from layerguard.service.auth import Authenticator, GenerationSlots, RequestCtx
+from layerguard.service.config import ServiceConfig
+from layerguard.service.metrics import Metrics
+from layerguard.service.responses import (
+    DONE,
+    SseWriter,
+    audit_detail,
+    completion_body,
+    data,
+    sse_single,
+    token_usage,
+    wants_usage,
+)
+from layerguard.service.schemas import (
+    ApiError,
+    ChatRequest,
+    GuardCheckRequest,
+    dumps,
+    error_body,
+    generation_params,
+    json_response,
+    parse_body,
+    to_messages,
+)
+from layerguard.service.transport import ClosingStreamingResponse, Once, closing
+
+log = logging.getLogger("layerguard.service")
+
+
+@dataclass
+class GateResult:
+    """Tool calls after the tool gate."""
+
+    allowed: list[ToolCall] = field(default_factory=list)
+    report: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Generation:
+    """What the backend has produced so far for one request."""
+
+    parts: list[str] = field(default_factory=list)
+    last: Chunk = field(default_factory=lambda: Chunk(""))
+
+    @property
+    def text(self) -> str:
+        """The text generated so far."""
+        return "".join(self.parts)
+
+    @property
+    def halted_by(self) -> str | None:
+        """The output monitor that halted generation, if one did."""
+        return self.last.halted_by
+
+    def usage(self, messages: list[Message]) -> dict[str, int]:
+        """Token usage (the backend's, else an estimate)."""
+        return token_usage(self.last.usage, messages, self.text)
+
+
+def backend_failed(ctx: RequestCtx, exc: Exception) -> ApiError:
+    """502 for a backend failure (logged with its traceback; the client gets no internals)."""
+    log.error("backend failed for %s", ctx.request_id, exc_info=exc)
+    what = type(exc).__name__
+    if what == "UpstreamError":
+        what = f"upstream error: {exc}"
+    return ApiError(
+        502, f"The model backend failed ({what}); request {ctx.request_id}", type="server_error", code="backend_error"
+    )
+
+
+class ChatHandler:
+    """Chat completions and guard checks: where the guard meets the model.
+
+    Args:
+        guard: The guard (its ``tool_gate`` ring, if any, gates the model's tool calls).
+        backend: The model backend.
+        config: Service settings (token limits, generation concurrency).
+        metrics: The service's metrics.
+        auth: Rate limits and token budgets.
+        auditor: Audit rows and escalations.
+    """
+
+    def __init__(
+        self,
+        guard: Guard,
+        backend: Backend,
+        config: ServiceConfig,
+        metrics: Metrics,
+        auth: Authenticator,
+        auditor: Auditor,
+    ) -> None:
+        self.guard = guard
+        self.backend = backend
+        self.config = config
+        self.metrics = metrics
+        self.auth = auth
+        self.auditor = auditor
+        self.model_names = [backend.model_name, *config.model_aliases]
+        self.tool_gate = next((r for r in guard.rings if r.name == "tool_gate"), None)
+        self.slots = GenerationSlots(
+            config.generation_concurrency or (1 if not backend.text_only else None), config.queue_timeout_s
+        )
+
+    # ------------------------------------------------------------------------- admission
+
+    def check_model(self, model: str) -> None:
+        """404 for a model this server does not serve."""
+        if model not in self.model_names:
+            raise ApiError(
+                404,
+                f"The model {model!r} does not exist; this server serves {', '.join(map(repr, self.model_names))}",
+                code="model_not_found",
+                param="model",
+            )
+
+    # ------------------------------------------------------------------------- the flow
+
+    def prepare(self, ctx: RequestCtx, exchange: Exchange) -> None:
+        """Let the backend prepare the exchange (a local model's prefill records activations)."""
+        try:
+            self.backend.prepare(exchange)
+        except ApiError:
+            raise
+        except Exception as exc:
+            raise backend_failed(ctx, exc) from None
+
+    def input_guard(self, exchange: Exchange) -> GuardVerdict:
+        """The input verdict (conversation rings see the other rings' scores) and its metrics."""
+        verdict = check_with_conversation(self.guard, exchange)
+        self.metrics.guard_latency.observe(verdict.latency_ms / 1000)
+        for v in verdict.rings:
+            self.metrics.ring_latency.labels(v.ring).observe(v.latency_ms / 1000)
+        return verdict
+
+    def generate(self, exchange: Exchange, params: GenerationParams, gen: Generation) -> Iterator[str]:
+        """Yield the backend's text, recording it in ``gen``; stops when an output monitor halts it."""
+        for c in self.backend.stream(exchange, params):
+            gen.last = c
+            if c.halted_by:
+                break
+            gen.parts.append(c.text)
+            yield c.text
+            if c.finish_reason:
+                break
+
+    def record_halt(self, gen: Generation, ext: dict[str, Any]) -> None:
+        """Count a halted generation and report the monitor in the ``layerguard`` extension."""
+        self.metrics.halts.labels(gen.halted_by).inc()
+        ext["halted_by"] = gen.halted_by
+        ext["monitor_score"] = gen.last.monitor_score
+
+    def gate_tools(self, ctx: RequestCtx, exchange: Exchange, calls: list[ToolCall], declared: set[str]) -> GateResult:
+        """Pass each proposed call through the tool gate: allowed, blocked (removed) or escalated (withheld)."""
+        out = GateResult()
+        for call in calls:
+            entry: dict[str, Any] = {"id": call.id, "name": call.name}
+            if declared and call.name not in declared:
+                entry.update(decision="block", explanation=f"tool {call.name!r} was not offered in the request")
+            elif self.tool_gate is None:
+                entry.update(decision="allow", explanation="no tool_gate ring configured")
+            else:
+                probe = exchange.model_copy(
+                    update={"tool_calls": [call], "meta": {k: v for k, v in exchange.meta.items() if k[:1] != "_"}}
+                )
+                try:
+                    v = self.tool_gate.check(probe)
+                    self.metrics.ring_latency.labels(v.ring).observe(v.latency_ms / 1000)
+                    decision = v.decision if v.decision in ("allow", "escalate") else "block"
+                    entry.update(decision=decision, score=round(v.score, 6), explanation=v.explanation)
+                except Exception as exc:  # a failing gate must not let the call through
+                    log.exception("tool gate failed")
+                    entry.update(decision="block", explanation=f"tool gate failed: {type(exc).__name__}")
+            if entry["decision"] == "escalate":
+                entry["escalation_id"] = self.auditor.escalate(
+                    ctx,
+                    "tool_call",
+                    f"tool call {call.name!r}: {entry.get('explanation', '')}",
+                    {"tool_call": call.model_dump(), "prompt_sha256": ctx.prompt_sha256, "preview": ctx.preview},
+                )
+            self.metrics.tool_calls.labels(entry["decision"]).inc()
+            out.report.append(entry)
+            if entry["decision"] == "allow":
+                out.allowed.append(call)
+        return out
+
+    def final_verdict(
+        self,
+        ctx: RequestCtx,
+        verdict: GuardVerdict,
+        finish: str,
+        halted_by: str | None,
+        usage: dict[str, int],
+        ext: dict[str, Any],
+    ) -> None:
+        """Record an answered request: its audit row (committed) and its tokens against the key's budget."""
+        self.auditor.audit(ctx, verdict.decision, 200, verdict=verdict, finish_reason=finish, halted_by=halted_by,
+                           usage=usage, detail=audit_detail(ext))  # fmt: skip
+        self.auth.charge(ctx, usage["total_tokens"])
+
+    # ------------------------------------------------------------------- chat completions
+
+    def chat(self, ctx: RequestCtx, body: bytes) -> Response:
+        """Handle a chat completion (runs in a worker thread)."""
+        self.auth.rate_limit(ctx)
+        req: ChatRequest = parse_body(body, ChatRequest)
+        ctx.model = req.model
+        self.check_model(req.model)
+        messages = to_messages(req.messages)
+        ctx.prompt_sha256 = prompt_hash(messages)
+        last_user = next((m.content for m in reversed(messages) if m.role == "user"), messages[-1].content)
+        ctx.preview = self.auditor.preview(last_user)
+        params = generation_params(req, self.config)
+        exchange = Exchange(
+            messages=messages,
+            api_key=ctx.api_key,
+            conversation_id=ctx.conversation_header or req.user,
+            meta={"request_id": ctx.request_id, "tools": [t.model_dump() for t in req.tools or []],
+                  "tool_choice": req.tool_choice},
+        )  # fmt: skip
+        declared = {t.function.name for t in req.tools or []}
+        slot = self.slots.acquire()
+        slot.__enter__()
+        handed_over = False
+        try:
+            self.prepare(ctx, exchange)
+            verdict = self.input_guard(exchange)
+            ext: dict[str, Any] = {"request_id": ctx.request_id, "verdict": verdict_summary(verdict)}
+            if verdict.decision == "escalate":
+                override = self.auditor.approved_override(ctx)
+                if override is not None:
+                    ext["escalation_override"] = override
+            if verdict.decision != "allow" and "escalation_override" not in ext:
+                return self.decline(ctx, req, verdict, ext, messages)
+            if req.stream:
+
+                def _free_slot() -> None:
+                    slot.__exit__(None, None, None)
+
+                release = Once(_free_slot)
+                events = self.stream(ctx, req, exchange, verdict, params, ext, declared, release)
+                weakref.finalize(events, release)  # a stream that never starts still frees its slot
+                handed_over = True
+                return ClosingStreamingResponse(
+                    closing(events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+                )
+            return self.complete(ctx, req, exchange, verdict, params, ext, declared)
+        finally:
+            if not handed_over:
+                slot.__exit__(None, None, None)
+
+    def decline(
+        self, ctx: RequestCtx, req: ChatRequest, verdict: GuardVerdict, ext: dict[str, Any], messages: list[Message]
+    ) -> Response:
+        """Answer a request the input guard declined (escalations are created here)."""
+        eid = None
+        if verdict.decision == "escalate":
+            eid = self.auditor.escalate_input(ctx, verdict, messages)
+            ext["escalation_id"] = eid
+        text = declined_text(ctx, verdict, eid)
+        usage = token_usage({}, messages, text)
+        self.auditor.audit(ctx, verdict.decision, 200, verdict=verdict, finish_reason="content_filter", usage=usage,
+                           detail={"escalation_id": eid} if eid else None)  # fmt: skip
+        self.auth.charge(ctx, usage["total_tokens"])
+        if not req.stream:
+            return json_response(completion_body(ctx.request_id, req.model, text, [], "content_filter", usage, ext))
+        return StreamingResponse(
+            sse_single(ctx.request_id, req, text, "content_filter", usage, ext), media_type="text/event-stream"
+        )
+
+    def complete(
+        self,
+        ctx: RequestCtx,
+        req: ChatRequest,
+        exchange: Exchange,
+        verdict: GuardVerdict,
+        params: GenerationParams,
+        ext: dict[str, Any],
+        declared: set[str],
+    ) -> Response:
+        """Generate the whole answer, then gate its tool calls (a halted answer withholds its text)."""
+        gen = Generation()
+        try:
+            for _ in self.generate(exchange, params, gen):
+                pass
+        except Exception as exc:
+            raise backend_failed(ctx, exc) from None
+        text = gen.text
+        usage = gen.usage(exchange.messages)
+        finish: str = gen.last.finish_reason or "stop"
+        tool_calls: list[dict[str, Any]] = []
+        if gen.halted_by:
+            self.record_halt(gen, ext)
+            finish, text = "content_filter", f"[response stopped by layerguard: {gen.halted_by}]"
+        elif declared:
+            text, calls = split_tool_calls(text)
+            if calls:
+                gate = self.gate_tools(ctx, exchange, calls, declared)
+                ext["tool_calls"] = gate.report
+                tool_calls = [openai_tool_call(c) for c in gate.allowed]
+                finish = "tool_calls" if tool_calls else "content_filter"
+        self.final_verdict(ctx, verdict, finish, gen.halted_by, usage, ext)
+        return json_response(completion_body(ctx.request_id, req.model, text, tool_calls, finish, usage, ext))
+
+    def stream(
+        self,
+        ctx: RequestCtx,
+        req: ChatRequest,
+        exchange: Exchange,
+        verdict: GuardVerdict,
+        params: GenerationParams,
+        ext: dict[str, Any],
+        declared: set[str],
+        release: Callable[[], None],
+    ) -> Generator[bytes, None, None]:
+        """The SSE events of a streamed answer (tool-call text is held back, then gated).
+
+        The audit row is committed before ``data: [DONE]``; a client that goes away mid-stream
+        gets a ``client_disconnected`` row. ``release`` frees the generation slot.
+        """
+        sse = SseWriter(ctx.request_id, req.model)
+        filt = ToolCallFilter() if declared else None
+        gen = Generation()
+        try:
+            yield sse.event({"role": "assistant", "content": ""})
+            for text in self.generate(exchange, params, gen):
+                out = filt.feed(text) if filt is not None else text
+                if out:
+                    yield sse.event({"content": out})
+            usage = gen.usage(exchange.messages)
+            finish: str = gen.last.finish_reason or "stop"
+            if gen.halted_by:
+                self.record_halt(gen, ext)
+                finish = "content_filter"
+            elif filt is not None:
+                finish = yield from self._stream_tool_calls(ctx, exchange, filt, declared, ext, sse, finish)
+            self.final_verdict(ctx, verdict, finish, gen.halted_by, usage, ext)
+            yield sse.event({}, finish, layerguard=ext)
+            if wants_usage(req):
+                yield sse.usage(usage)
+            yield DONE
+        except Exception as exc:
+            log.exception("stream %s failed", ctx.request_id)
+            if not ctx.audited:
+                try:
+                    self.auditor.audit(ctx, "error", 500, verdict=verdict, detail={"error": type(exc).__name__})
+                except Exception:
+                    log.exception("audit write failed for %s", ctx.request_id)
+            yield data(error_body(f"generation failed (request {ctx.request_id})", "server_error", "internal_error"))
+            yield DONE
+        finally:
+            release()
+            if not ctx.audited:  # the client went away mid-stream
+                try:
+                    usage = gen.usage(exchange.messages)
+                    self.auditor.audit(ctx, verdict.decision, 499, verdict=verdict,
+                                       finish_reason="client_disconnected", usage=usage)  # fmt: skip
+                except Exception:
+                    log.exception("audit write failed for %s", ctx.request_id)
+
+    def _stream_tool_calls(
+        self,
+        ctx: RequestCtx,
+        exchange: Exchange,
+        filt: ToolCallFilter,
+        declared: set[str],
+        ext: dict[str, Any],
+        sse: SseWriter,
+        finish: str,
+    ) -> Generator[bytes, None, str]:
+        """Send the held-back text and the gated tool calls of a stream; returns the finish reason."""
+        held, captured = filt.finish()
+        rest, calls = split_tool_calls(captured)
+        if held or rest:
+            yield sse.event({"content": held + rest})
+        if calls:
+            gate = self.gate_tools(ctx, exchange, calls, declared)
+            ext["tool_calls"] = gate.report
+            if gate.allowed:
+                finish = "tool_calls"
+                yield sse.event({"tool_calls": [openai_tool_call(c, i) for i, c in enumerate(gate.allowed)]})
+            else:
+                finish = "content_filter"
+        return finish
+
+    # ------------------------------------------------------------------------ guard check
+
+    def guard_check(self, ctx: RequestCtx, body: bytes) -> Response:
+        """Handle ``/v1/guard/check``: prepare and input guard only (runs in a worker thread)."""
+        self.auth.rate_limit(ctx)
+        req: GuardCheckRequest = parse_body(body, GuardCheckRequest)
+        if req.model is not None:
+            self.check_model(req.model)
+        ctx.model = req.model or self.backend.model_name
+        if req.prompt is not None:
+            messages = [Message(role="user", content=req.prompt)]
+        else:
+            assert req.messages is not None
+            messages = to_messages(req.messages)
+        ctx.prompt_sha256 = prompt_hash(messages)
+        ctx.preview = self.auditor.preview(next((m.content for m in reversed(messages) if m.role == "user"), ""))
+        exchange = Exchange(
+            messages=messages,
+            api_key=ctx.api_key,
+            conversation_id=req.conversation_id or ctx.conversation_header or req.user,
+            meta={"request_id": ctx.request_id},
+        )
+        with self.slots.acquire():
+            self.prepare(ctx, exchange)
+            verdict = self.input_guard(exchange)
+        self.auditor.audit(ctx, verdict.decision, 200, verdict=verdict)
+        out = json.loads(dumps(verdict.model_dump()))
+        out["request_id"] = ctx.request_id
+        return json_response(out)
