@@ -163,5 +163,5 @@ def test_llm_judge_accuracy_on_a_few_labels(smollm2):
     # a judge that always answers "refused" is scored against the labels, not flattered
     from layerguard.redteam.judges import Judgement
 
-    always = evaluate_llm_judge(lambda p, a: Judgement(True, False, 0.0, "const", {}), rows)
+    always = evaluate_llm_judge(lambda p, a: Judgement(refused=True, harmful=False, score=0.0, method="const"), rows)
     assert always["refusal"]["accuracy"]["rate"] == sum(x.refused for x in rows) / 6

@@ -15,6 +15,7 @@ from typing import Any
 
 from layerguard.activations.capture import capture_activations
 from layerguard.activations.store import ActivationSet
+from layerguard.data.heldout import assert_not_held_out
 from layerguard.data.samples import Sample
 from layerguard.directions.direction import Direction
 from layerguard.errors import InvalidInputError
@@ -134,8 +135,10 @@ def extract_directions(
         progress: Show progress bars.
 
     Raises:
-        InvalidInputError: on an empty or one-sided contrast set.
+        InvalidInputError: on an empty or one-sided contrast set, or held-out evaluation
+            prompts (by label or by text: :func:`layerguard.data.heldout.assert_not_held_out`).
     """
+    assert_not_held_out([*harmful, *harmless], "extracting directions")
     pos, neg = capture_contrast(lm, harmful, harmless, batch_size=batch_size, progress=progress)
     return directions_from_acts(lm, pos, neg, meta={"data_sha256": data_hash(harmful, harmless)})
 
@@ -149,7 +152,12 @@ def extract_behavioural_refusal(
     batch_size: int = 8,
     progress: bool | None = None,
 ) -> Direction:
-    """Refusal direction from the model's own behaviour: refused minus complied prompts."""
+    """Refusal direction from the model's own behaviour: refused minus complied prompts.
+
+    Raises:
+        InvalidInputError: on an empty or one-sided contrast set, or held-out evaluation prompts.
+    """
+    assert_not_held_out([*refused, *complied], "extracting a behavioural refusal direction")
     pos, neg = capture_contrast(
         lm,
         refused,

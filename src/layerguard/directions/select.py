@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from layerguard.activations.interventions import ablate_direction, add_vector
+from layerguard.data.heldout import assert_not_held_out
 from layerguard.directions.direction import Direction
 from layerguard.directions.refusal import RefusalTokens, log_odds
 from layerguard.errors import InvalidInputError
@@ -90,8 +91,10 @@ def select_refusal_direction(
         progress: Show a progress bar.
 
     Raises:
-        InvalidInputError: no candidates, empty validation sets, or layers out of range.
+        InvalidInputError: no candidates, empty validation sets, layers out of range, or
+            held-out evaluation prompts (:func:`layerguard.data.heldout.assert_not_held_out`).
     """
+    assert_not_held_out([*harmful_val, *harmless_val], "selecting a refusal direction")
     refusal = {k: d for k, d in candidates.items() if d.role == "refusal"}
     if not refusal:
         raise InvalidInputError("no refusal candidates to select from", hint="run extraction at post_inst positions")

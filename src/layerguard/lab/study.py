@@ -31,9 +31,10 @@ from layerguard.data.builtin import load_builtin
 from layerguard.data.samples import Sample
 from layerguard.directions.direction import Direction
 from layerguard.directions.extract import data_hash, diff_in_means, directions_from_acts, stack_layers
-from layerguard.directions.refusal import RefusalTokens, agreement, derive_refusal_tokens, is_refusal_text, log_odds
+from layerguard.directions.refusal import RefusalTokens, agreement, derive_refusal_tokens, log_odds
 from layerguard.directions.select import select_refusal_direction
 from layerguard.errors import InvalidInputError
+from layerguard.judges import is_refusal as is_refusal_text
 from layerguard.models.generate import generate, last_logits
 from layerguard.models.handle import LoadedModel
 from layerguard.stats import auroc, rate

@@ -36,8 +36,8 @@ from typing import Any
 from layerguard.data.loaders import assert_not_held_out
 from layerguard.data.samples import Sample, spread
 from layerguard.errors import InvalidInputError
+from layerguard.judges import harm_judge, refusal_judge
 from layerguard.models.handle import LoadedModel
-from layerguard.redteam.judges import harm_judge, refusal_judge
 from layerguard.stats import rate
 from layerguard.train.constrained import (
     HarmReward,

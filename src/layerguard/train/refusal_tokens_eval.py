@@ -267,7 +267,7 @@ def baseline_refusal(
     progress: bool | None = None,
 ) -> dict[str, Any]:
     """The untrained model's own refusal rate per set, judged from its greedy text."""
-    from layerguard.directions.refusal import is_refusal_text
+    from layerguard.judges import is_refusal as is_refusal_text
     from layerguard.models.generate import generate
 
     out: dict[str, Any] = {}

@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from layerguard.errors import InvalidInputError
-from layerguard.redteam.judges import Judgement, harm_judge, refusal_judge
+from layerguard.judges import Judgement, harm_judge, refusal_judge
 
 RewardFn = Callable[..., list[float]]
 """A reward function in TRL's convention: ``(prompts, completions, **kwargs) -> list[float]``."""

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from layerguard.directions.refusal import is_refusal_text
 from layerguard.errors import InvalidInputError
+from layerguard.judges import is_refusal as is_refusal_text
 from layerguard.train.reward_inputs import PairReward, PromptJudge, RewardInput
 
 SELF_HARM_CATEGORY = "S11_suicide_self_harm"
