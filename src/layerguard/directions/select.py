@@ -63,6 +63,28 @@ def kl_rows(p_logits: Any, q_logits: Any) -> Any:
     return (lp.exp() * (lp - lq)).sum(-1)
 
 
+def _check_selection_inputs(
+    lm: LoadedModel,
+    candidates: dict[str, Direction],
+    harmful_val: Sequence[ConversationLike],
+    harmless_val: Sequence[ConversationLike],
+    layers: Sequence[int] | None,
+    max_layer_frac: float,
+) -> tuple[dict[str, Direction], list[int]]:
+    """The refusal candidates and the layers to try; raises on held-out or malformed inputs."""
+    assert_not_held_out([*harmful_val, *harmless_val], "selecting a refusal direction")
+    refusal = {k: d for k, d in candidates.items() if d.role == "refusal"}
+    if not refusal:
+        raise InvalidInputError("no refusal candidates to select from", hint="run extraction at post_inst positions")
+    if not harmful_val or not harmless_val:
+        raise InvalidInputError("selection needs harmful and harmless validation prompts")
+    chosen = list(range(int(max_layer_frac * lm.n_layers))) if layers is None else list(layers)
+    for layer in chosen:
+        if not 0 <= layer < lm.n_layers:
+            raise InvalidInputError(f"layer {layer} is out of range", hint=f"use 0..{lm.n_layers - 1}")
+    return refusal, chosen
+
+
 def select_refusal_direction(
     lm: LoadedModel,
     candidates: dict[str, Direction],
@@ -94,18 +116,8 @@ def select_refusal_direction(
         InvalidInputError: no candidates, empty validation sets, layers out of range, or
             held-out evaluation prompts (:func:`layerguard.data.heldout.assert_not_held_out`).
     """
-    assert_not_held_out([*harmful_val, *harmless_val], "selecting a refusal direction")
-    refusal = {k: d for k, d in candidates.items() if d.role == "refusal"}
-    if not refusal:
-        raise InvalidInputError("no refusal candidates to select from", hint="run extraction at post_inst positions")
-    if not harmful_val or not harmless_val:
-        raise InvalidInputError("selection needs harmful and harmless validation prompts")
+    refusal, layers = _check_selection_inputs(lm, candidates, harmful_val, harmless_val, layers, max_layer_frac)
     cap = int(max_layer_frac * lm.n_layers)
-    if layers is None:
-        layers = list(range(cap))
-    for layer in layers:
-        if not 0 <= layer < lm.n_layers:
-            raise InvalidInputError(f"layer {layer} is out of range", hint=f"use 0..{lm.n_layers - 1}")
 
     def scores(prompts: Sequence[ConversationLike]) -> tuple[Any, Any]:
         logits = last_logits(lm, prompts, batch_size=batch_size)

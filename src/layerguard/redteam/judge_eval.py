@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from layerguard.errors import InvalidInputError, MissingPackageError
+from layerguard.judges import Judgement, harm_judge, refusal_judge
 from layerguard.progress import progress_bar
-from layerguard.redteam.judges import Judgement, harm_judge, refusal_judge
 from layerguard.stats import rate
 
 LABELS_RESOURCE = "judge_labels.jsonl"
@@ -235,7 +235,7 @@ def evaluate_judges(rows: list[LabelledResponse] | None = None, substrings: list
     "splits": {"even": ..., "odd": ...}}``; each metric block is :func:`binary_metrics`,
     each per-kind accuracy a :func:`layerguard.stats.rate` (with Wilson 95% bounds).
     ``harm.layerguard_harmful_prompts`` leaves out ``benign_answer`` rows, the setting the
-    harm judge is built for (it does not read the prompt). ``splits.even`` is the tuning
+    harm judge is built for (it reads the prompt only for the harm it names). ``splits.even`` is the tuning
     half, ``splits.odd`` the held-out half.
 
     Raises:
