@@ -28,6 +28,7 @@ from layerguard.activations.capture import capture_activations
 from layerguard.activations.interventions import ablate_direction, add_vector
 from layerguard.activations.store import ActivationSet
 from layerguard.data.builtin import load_builtin
+from layerguard.data.heldout import assert_not_held_out
 from layerguard.data.samples import Sample
 from layerguard.directions.direction import Direction
 from layerguard.directions.extract import data_hash, diff_in_means, directions_from_acts, stack_layers
@@ -142,6 +143,7 @@ def run_study(
     out = Path(out_dir)
     if (out / "results.json").exists():
         raise InvalidInputError(f"{out} already holds study results", hint="choose a new --out directory")
+    assert_not_held_out([*data.harmful_train, *data.harmless_train, *data.harmful_val, *data.harmless_val], "a study")
     need = cfg.n_select + 8
     if min(len(data.harmful_val), len(data.harmless_val)) < need:
         raise InvalidInputError(f"validation sets need at least {need} prompts per side")
