@@ -142,37 +142,13 @@ def refusal_tokens_sweep(
 ) -> None:
     """Sweep the refusal-token thresholds on val sets: refusal on harmful vs over-refusal on borderline."""
     from layerguard.data.loaders import load_dataset
-    from layerguard.directions.refusal import is_refusal_text
     from layerguard.models import load_model
-    from layerguard.stats import rate
-    from layerguard.train.refusal_tokens import RESPOND, load_adapter, read_meta
-    from layerguard.train.refusal_tokens_eval import (
-        baseline_refusal,
-        generate_with_tags,
-        plot_sweep,
-        resolve_thresholds,
-        sweep,
-    )
+    from layerguard.train.refusal_tokens import load_adapter, read_meta
+    from layerguard.train.refusal_tokens_eval import baseline_refusal, plot_sweep, sweep
 
     meta = read_meta(adapter)
-    values: list[float] | None = None
-    if grid is not None:
-        try:
-            values = [float(x) for x in grid.split(",") if x.strip()]
-        except ValueError:
-            raise InvalidInputError(
-                f"--grid {grid!r} is not a list of numbers", hint="e.g. --grid 0,0.25,0.5"
-            ) from None
-        if not values:
-            raise InvalidInputError("--grid is empty", hint="e.g. --grid 0,0.25,0.5,0.75,1")
-        for v in values:
-            resolve_thresholds(meta["categories"], v)
-    parsed = _parse_thresholds(threshold)
-    if isinstance(parsed, dict):
-        default = parsed.pop("__default__")
-        th = resolve_thresholds(meta["categories"], parsed, default=default)
-    else:
-        th = resolve_thresholds(meta["categories"], parsed)
+    values = _grid(grid, meta["categories"])
+    th = _text_thresholds(threshold, meta["categories"])
     sets = {
         "harmful": load_dataset(harmful),
         "borderline": load_dataset(borderline),
@@ -199,19 +175,7 @@ def refusal_tokens_sweep(
         )
     )
     if text_sample:
-        texts: dict[str, Any] = {"thresholds": th, "n_per_set": text_sample}
-        for name, samples in sets.items():
-            sub = samples[:text_sample]
-            if not sub:
-                continue
-            pairs = generate_with_tags(res, [s.conversation() for s in sub], th, batch_size=batch_size)
-            texts[name] = {
-                "tag_refusal": rate([tag != RESPOND for tag, _ in pairs]),
-                "text_refusal": rate([is_refusal_text(t) for _, t in pairs]),
-                "tag_text_agree": rate([(tag != RESPOND) == is_refusal_text(t) for tag, t in pairs]),
-                "examples": [{"id": s.id, "tag": tag, "text": t} for s, (tag, t) in zip(sub[:3], pairs, strict=False)],
-            }
-        result["text_sample"] = texts
+        result["text_sample"] = _text_sample(res, sets, th, text_sample, batch_size)
     if baseline:
         result["baseline"] = baseline_refusal(lm, sets, batch_size=batch_size)
     (out / "sweep.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -219,11 +183,63 @@ def refusal_tokens_sweep(
     summary = [
         {
             "threshold": r["threshold"],
-            "harmful": round(r["harmful_refusal"]["rate"], 3),
-            "borderline": round(r["borderline_refusal"]["rate"], 3),
-            **({"harmless": round(r["harmless_refusal"]["rate"], 3)} if "harmless_refusal" in r else {}),
+            **{
+                k: round(r[f"{k}_refusal"]["rate"], 3)
+                for k in ("harmful", "borderline", "harmless")
+                if f"{k}_refusal" in r
+            },
         }
         for r in result["shared"]
     ]
     typer.echo(json.dumps({"shared": summary, "baseline": result.get("baseline")}, indent=2))
     typer.echo(f"wrote {out / 'sweep.json'} and {out / 'sweep.png'}")
+
+
+def _grid(grid: str | None, categories: list[str]) -> list[float] | None:
+    """The ``--grid`` thresholds (each checked), or None for the default grid."""
+    from layerguard.train.refusal_tokens_eval import resolve_thresholds
+
+    if grid is None:
+        return None
+    try:
+        values = [float(x) for x in grid.split(",") if x.strip()]
+    except ValueError:
+        raise InvalidInputError(f"--grid {grid!r} is not a list of numbers", hint="e.g. --grid 0,0.25,0.5") from None
+    if not values:
+        raise InvalidInputError("--grid is empty", hint="e.g. --grid 0,0.25,0.5,0.75,1")
+    for v in values:
+        resolve_thresholds(categories, v)
+    return values
+
+
+def _text_thresholds(items: list[str] | None, categories: list[str]) -> Any:
+    """The per-category thresholds of the text sample, from ``--threshold`` items."""
+    from layerguard.train.refusal_tokens_eval import resolve_thresholds
+
+    parsed = _parse_thresholds(items)
+    if isinstance(parsed, dict):
+        default = parsed.pop("__default__")
+        return resolve_thresholds(categories, parsed, default=default)
+    return resolve_thresholds(categories, parsed)
+
+
+def _text_sample(res: Any, sets: dict[str, list[Any]], th: Any, n: int, batch_size: int) -> dict[str, Any]:
+    """Generate text for ``n`` prompts of each set: tag refusal vs text refusal, and examples."""
+    from layerguard.directions.refusal import is_refusal_text
+    from layerguard.stats import rate
+    from layerguard.train.refusal_tokens import RESPOND
+    from layerguard.train.refusal_tokens_eval import generate_with_tags
+
+    texts: dict[str, Any] = {"thresholds": th, "n_per_set": n}
+    for name, samples in sets.items():
+        sub = samples[:n]
+        if not sub:
+            continue
+        pairs = generate_with_tags(res, [s.conversation() for s in sub], th, batch_size=batch_size)
+        texts[name] = {
+            "tag_refusal": rate([tag != RESPOND for tag, _ in pairs]),
+            "text_refusal": rate([is_refusal_text(t) for _, t in pairs]),
+            "tag_text_agree": rate([(tag != RESPOND) == is_refusal_text(t) for tag, t in pairs]),
+            "examples": [{"id": s.id, "tag": tag, "text": t} for s, (tag, t) in zip(sub[:3], pairs, strict=False)],
+        }
+    return texts
