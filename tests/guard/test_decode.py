@@ -373,7 +373,7 @@ def test_english_score_orders_text() -> None:
 def test_ring_protocol_and_verdict() -> None:
     ring = DecodeRing()
     assert isinstance(ring, Ring)
-    assert ring.name == "decode" and ring.needs_activations is False
+    assert ring.name == "decode" and ring.stage == "input" and ring.reads == ()
     ex = Exchange.from_prompt(ENCODED["base64"])
     verdict = ring.check(ex)
     assert verdict.ring == "decode" and verdict.decision == "allow"

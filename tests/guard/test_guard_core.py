@@ -24,7 +24,8 @@ from layerguard.guard.types import Exchange, RingVerdict
 class FixedRing:
     """A ring that always returns the same verdict (for pipeline tests)."""
 
-    needs_activations = False
+    stage = "input"
+    reads: tuple[str, ...] = ()
 
     def __init__(self, name: str, decision: str, score: float) -> None:
         self.name, self.decision, self.score = name, decision, score

@@ -7,7 +7,7 @@ import torch
 
 from layerguard.data.builtin import load_builtin
 from layerguard.guard.backend import GenerationParams
-from layerguard.guard.local_backend import LocalBackend
+from layerguard.guard.backends.local import LocalBackend
 from layerguard.guard.rings.latent import latent_states
 from layerguard.guard.rings.output_monitor import OutputMonitor, OutputMonitorRing, build_output_monitor
 from layerguard.guard.types import Exchange
@@ -15,7 +15,7 @@ from layerguard.models.generate import generate
 
 
 def test_prefill_activations_equal_capture_and_generation_equals_generate(smollm2):
-    be = LocalBackend(smollm2, layers=[10, 4])
+    be = LocalBackend(smollm2, reads=["blocks.10.resid_pre@t_inst", "blocks.4.resid_pre@t_inst"])
     prompt = "What is the capital of France? Answer in one word."
     ex = Exchange.from_prompt(prompt)
     be.prepare(ex)

@@ -63,7 +63,7 @@ def example() -> ToolPolicy:
 def test_ring_protocol_and_no_tool_calls():
     ring = ToolGateRing(one_tool())
     assert isinstance(ring, Ring)
-    assert ring.name == "tool_gate" and ring.needs_activations is False
+    assert ring.name == "tool_gate" and ring.stage == "tool_call" and ring.reads == ()
     v = ring.check(Exchange.from_prompt("hello"))
     assert (v.decision, v.score, v.details["calls"]) == ("allow", 0.0, [])
     assert v.latency_ms >= 0

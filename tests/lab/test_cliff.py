@@ -230,7 +230,7 @@ def test_cli_rejects_unknown_attack_before_loading(tmp_path):
 def test_signal_halts_streaming_in_the_local_backend(smollm2):
     """The signal has the output monitor's streaming interface, so the local backend can run it as is."""
     from layerguard.guard.backend import GenerationParams
-    from layerguard.guard.local_backend import LocalBackend
+    from layerguard.guard.backends.local import LocalBackend
 
     d = smollm2.d_model
     # a constant intention of ~1: armed (peak >= min_peak) but it never falls, so no halt

@@ -18,6 +18,35 @@ from layerguard.errors import InvalidInputError
 
 POINTS = ("resid_pre", "resid_post")
 _NAME_RE = re.compile(r"^blocks\.(\d+)\.(resid_pre|resid_post)$")
+# what a reader of served activations names: a hook point at a token position
+READ_POSITIONS = ("t_inst", "response")
+_READ_RE = re.compile(r"^blocks\.(\d+)\.(resid_pre|resid_post)@(t_inst|response)$")
+
+
+def read_name(layer: int, position: str, point: str = "resid_pre") -> str:
+    """Stable name of a state read at a position: ``blocks.{layer}.{point}@{position}``.
+
+    ``t_inst`` is the last instruction token (one ``[d_model]`` state); ``response`` is every
+    token of the model's answer (``[n_tokens, d_model]``).
+    """
+    if position not in READ_POSITIONS:
+        raise InvalidInputError(f"unknown read position {position!r}", hint=f"use one of {', '.join(READ_POSITIONS)}")
+    return f"blocks.{layer}.{point}@{position}"
+
+
+def parse_read(name: str) -> tuple[HookPoint, str]:
+    """Split a read name into its hook point and position.
+
+    Raises:
+        InvalidInputError: a name that is not ``blocks.{l}.{point}@{position}``.
+    """
+    m = _READ_RE.match(name.strip())
+    if not m:
+        raise InvalidInputError(
+            f"unknown read name {name!r}",
+            hint="use blocks.{layer}.resid_pre@t_inst or blocks.{layer}.resid_pre@response",
+        )
+    return HookPoint(int(m.group(1)), m.group(2)), m.group(3)
 
 
 @dataclass(frozen=True, order=True)

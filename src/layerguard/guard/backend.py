@@ -41,6 +41,28 @@ class GenerationParams:
     stop: list[str] = field(default_factory=list)
 
 
+class StreamMonitor(Protocol):
+    """What an answer ring gives a local backend to halt generation token by token.
+
+    Attributes:
+        layer: The layer whose ``resid_pre`` state of each new token it reads.
+        threshold: A running score at or above this halts generation.
+        min_tokens: No halt before this many tokens.
+    """
+
+    layer: int
+    threshold: float
+    min_tokens: int
+
+    def start(self) -> Any:
+        """A fresh running state for one answer."""
+        ...
+
+    def update(self, state: Any, hidden: Any) -> float:
+        """Feed one token's state ``[d_model]``; return the running score in [0, 1]."""
+        ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What the service needs from a model backend.

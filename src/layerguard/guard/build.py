@@ -22,7 +22,7 @@ from layerguard.guard.calibration import threshold_for_fpr
 from layerguard.guard.config import GuardConfig, ModelRef, RingConfig
 from layerguard.guard.pipeline import Guard
 from layerguard.guard.probe import LogisticProbe
-from layerguard.guard.rings.latent import LatentGuardModel, LatentRing, Variant
+from layerguard.guard.rings.latent import LatentGuardModel, Variant
 from layerguard.guard.types import Ring
 from layerguard.stats import auroc
 from layerguard.version import __version__
@@ -274,96 +274,27 @@ def build_guard(
     return out / "guard.yaml"
 
 
-def _ring_factories() -> dict[str, Callable[[dict[str, Any], Path, Any], Ring]]:
-    def decode(params: dict[str, Any], base: Path, lm: Any) -> Ring:
-        from layerguard.guard.rings.decode import DecodeRing
-
-        return DecodeRing(**params)
-
-    def latent(params: dict[str, Any], base: Path, lm: Any) -> Ring:
-        return LatentRing(LatentGuardModel.load(base / params.get("path", "latent")), lm=lm)
-
-    def tool_gate(params: dict[str, Any], base: Path, lm: Any) -> Ring:
-        from layerguard.guard.rings.tool_gate import ToolGateRing, ToolPolicy
-
-        policy = Path(params["policy"])
-        return ToolGateRing(ToolPolicy.from_yaml(policy if policy.is_absolute() else base / policy))
-
-    def output_monitor(params: dict[str, Any], base: Path, lm: Any) -> Ring:
-        from layerguard.guard.rings.output_monitor import OutputMonitor, OutputMonitorRing
-
-        if lm is None:
-            raise InvalidInputError("the output monitor needs the local model", hint="serve with the local backend")
-        return OutputMonitorRing(OutputMonitor.load(base / params.get("path", "output_monitor")), lm)
-
-    def classifier(params: dict[str, Any], base: Path, lm: Any) -> Ring:
-        from layerguard.guard.rings.classifier import ClassifierModel, ClassifierRing, Constitution
-
-        return ClassifierRing(
-            ClassifierModel.load(base / params.get("path", "classifier")), Constitution.load(params.get("constitution"))
-        )
-
-    def refusal_cliff(params: dict[str, Any], base: Path, lm: Any) -> Ring:
-        from layerguard.guard.rings.refusal_cliff import RefusalCliffRing, RefusalCliffSignal
-
-        if lm is None:
-            raise InvalidInputError("the refusal-cliff ring needs the local model", hint="serve with the local backend")
-        return RefusalCliffRing(RefusalCliffSignal.load(base / params.get("path", "refusal_cliff")), lm)
-
-    def conversation(params: dict[str, Any], base: Path, lm: Any) -> Ring:
-        from layerguard.guard.rings.conversation import ConversationRing
-
-        try:
-            return ConversationRing(**params)  # in-memory state; the service passes its SQL store
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(
-                f"conversation ring: {exc}",
-                hint="params: decay, floor, escalate_at, score_rings, burst_blocks, burst_window_s, cooldown_s, ttl_s",
-            ) from None
-
-    def keyword(params: dict[str, Any], base: Path, lm: Any) -> Ring:
-        from layerguard.guard.rings.keyword import KeywordRing
-
-        return KeywordRing(**params)
-
-    return {
-        "decode": decode,
-        "latent": latent,
-        "tool_gate": tool_gate,
-        "output_monitor": output_monitor,
-        "classifier": classifier,
-        "keyword": keyword,
-        "conversation": conversation,
-        "refusal_cliff": refusal_cliff,
-    }
-
-
-# rings that read the served model's hidden states: off with a text-only (upstream) backend
-LATENT_RINGS = ("latent", "output_monitor", "refusal_cliff")
-
-
 def local_backend_for(guard: Guard, lm: Any) -> Any:
-    """A LocalBackend that captures what the guard's latent rings read and runs its output monitor."""
-    from layerguard.guard.local_backend import LocalBackend
-    from layerguard.guard.rings.output_monitor import OutputMonitorRing
+    """A local backend that keeps what the guard's rings read and runs its stream monitor."""
+    from layerguard.guard.guarded import local_backend
 
-    layers = [r.model.layer for r in guard.rings if isinstance(r, LatentRing)]
-    monitor = next((r.monitor for r in guard.rings if isinstance(r, OutputMonitorRing)), None)
-    return LocalBackend(lm, layers=layers, monitor=monitor)
+    return local_backend(guard, lm)
 
 
 def load_guard(path: str | Path, lm: Any | None = None, *, text_only: bool = False) -> Guard:
-    """Load ``guard.yaml`` into a :class:`Guard`.
+    """Load ``guard.yaml`` into a :class:`Guard`; rings are built from the ring registry by name.
 
     Args:
         path: The guard config.
-        lm: The served model; required for latent rings unless activations come with each exchange.
-        text_only: Upstream backend: rings that need activations are skipped and listed
+        lm: The served model; required for rings that read states unless they come with each exchange.
+        text_only: Upstream backend: rings that read the model's states are skipped and listed
             as unavailable in every verdict.
 
     Raises:
         InvalidInputError: unknown ring names, or a guard built for another model.
     """
+    from layerguard.guard.registry import build_ring, ring_spec
+
     cfg = GuardConfig.load(path)
     base = Path(path).parent
     if lm is not None and lm.weights_sha256 != cfg.model.weights_sha256:
@@ -371,16 +302,14 @@ def load_guard(path: str | Path, lm: Any | None = None, *, text_only: bool = Fal
             f"guard {path} was built for {cfg.model.name}@{cfg.model.weights_sha256[:12]}, not {lm.model_id}",
             hint="build a guard for this model: layerguard guard build --model ...",
         )
-    factories = _ring_factories()
     rings: list[Ring] = []
     unavailable: list[str] = []
     for rc in cfg.rings:
-        if rc.name not in factories:
-            raise InvalidInputError(f"{path}: unknown ring {rc.name!r}", hint=f"rings: {', '.join(factories)}")
+        spec = ring_spec(rc.name, where=str(path))
         if not rc.enabled:
             continue
-        if text_only and rc.name in LATENT_RINGS:
+        if text_only and spec.reads_states:
             unavailable.append(rc.name)
             continue
-        rings.append(factories[rc.name](rc.params, base, lm))
+        rings.append(build_ring(rc.name, rc.params, base, lm, where=str(path)))
     return Guard(rings, stop_early=cfg.stop_early, unavailable=unavailable)

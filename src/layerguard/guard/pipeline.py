@@ -1,66 +1,135 @@
-"""The guard pipeline: rings in order, every verdict recorded, an optional early stop."""
+"""The guard pipeline: rings grouped by stage, every verdict recorded, an optional early stop."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 
-from layerguard.guard.types import SEVERITY, Exchange, GuardVerdict, Ring, RingVerdict
+from layerguard.errors import InvalidInputError
+from layerguard.guard.types import SEVERITY, STAGES, Exchange, GuardVerdict, Ring, RingVerdict, Stage
 
 
 class Guard:
     """Compose rings like the layers of an onion: each catches what the inner ones miss.
 
+    Each ring declares its ``stage``; :meth:`check` runs the ``input`` rings in order, then
+    the ``turn`` rings (which see the input rings' scores), :meth:`check_answer` runs the
+    ``answer`` rings on a finished answer and :meth:`check_tool_call` the ``tool_call``
+    rings on one proposed call. Callers that serve a model use
+    :class:`~layerguard.guard.guarded.GuardedModel`, which calls these in order.
+
     Args:
-        rings: Rings in the order they run (cheap text rings first is usual).
-        stop_early: Stop after the first ring that blocks (later rings are not run).
+        rings: Rings in the order they run within their stage (cheap text rings first is usual).
+        stop_early: Stop the input stage after the first ring that blocks.
         unavailable: Names of configured rings that cannot run on this backend (recorded
             in every verdict so a caller knows what was not checked).
     """
 
     def __init__(self, rings: Sequence[Ring], *, stop_early: bool = True, unavailable: Sequence[str] = ()) -> None:
+        for ring in rings:
+            _check_declarations(ring)
         self.rings = list(rings)
         self.stop_early = stop_early
         self.unavailable = list(unavailable)
 
     @property
     def names(self) -> list[str]:
+        """Ring names in order."""
         return [r.name for r in self.rings]
 
-    def check(self, exchange: Exchange) -> GuardVerdict:
-        """Run the rings on an exchange and combine their verdicts (most severe decision wins).
+    def at(self, stage: Stage) -> list[Ring]:
+        """The rings of one stage, in order."""
+        return [r for r in self.rings if r.stage == stage]
 
-        Rings that judge the whole turn (``reads_turn = True``, e.g. the conversation ring)
-        run last, always (a blocked turn still counts towards a burst of blocked attempts),
-        and see the other rings' scores in ``exchange.meta["turn_scores"]`` and their
-        combined decision in ``exchange.meta["turn_decision"]``.
+    @property
+    def reads(self) -> list[str]:
+        """Every state any ring reads (stable read names), deduplicated, in ring order."""
+        return list(dict.fromkeys(name for r in self.rings for name in r.reads))
+
+    def check(self, exchange: Exchange) -> GuardVerdict:
+        """Judge a request: the input rings, then the turn rings, combined (most severe wins).
+
+        Turn rings run always (a blocked turn still counts towards a burst of blocked
+        attempts) and see the input rings' scores in ``exchange.turn_scores`` and their
+        combined decision in ``exchange.turn_decision``.
         """
         t0 = time.perf_counter()
         verdicts: list[RingVerdict] = []
         stopped_at = None
-        turn_rings = [r for r in self.rings if getattr(r, "reads_turn", False)]
-        for ring in self.rings:
-            if ring in turn_rings:
-                continue
-            if exchange.response is None and getattr(ring, "judges_response", False):
-                continue  # it judges answers; the backend runs it token by token during generation
+        for ring in self.at("input"):
             verdict = ring.check(exchange)
             verdicts.append(verdict)
             if self.stop_early and verdict.decision == "block":
                 stopped_at = ring.name
                 break
-        if turn_rings:
+        if exchange.tool_calls and stopped_at is None:  # calls carried by the request itself
+            verdicts.extend(self.check_tool_call(exchange))
+        turn = self.at("turn")
+        if turn:
             first = combine(verdicts, stopped_at, self.unavailable, 0.0)
-            exchange.meta["turn_scores"] = {**(exchange.meta.get("turn_scores") or {}), **first.ring_scores}
-            exchange.meta["turn_decision"] = first.decision
-            verdicts.extend(r.check(exchange) for r in turn_rings)
+            exchange.turn_scores = {**exchange.turn_scores, **first.ring_scores}
+            exchange.turn_decision = first.decision
+            verdicts.extend(r.check(exchange) for r in turn)
         return combine(verdicts, stopped_at, self.unavailable, (time.perf_counter() - t0) * 1000)
+
+    def check_many(self, exchanges: Sequence[Exchange]) -> list[GuardVerdict]:
+        """:meth:`check` for many exchanges, every ring on every exchange (no early stop).
+
+        A ring with a ``check_many(exchanges)`` method (e.g. one that embeds all texts in
+        one encoder call) judges the whole batch at once; the others go one by one. The
+        decisions equal :meth:`check`'s: an early stop only skips rings after a block.
+        """
+        t0 = time.perf_counter()
+        per: list[list[RingVerdict]] = [[] for _ in exchanges]
+        for ring in self.at("input"):
+            batch = getattr(ring, "check_many", None)
+            got = batch(list(exchanges)) if batch is not None else [ring.check(ex) for ex in exchanges]
+            for verdicts, v in zip(per, got, strict=True):
+                verdicts.append(v)
+        out = []
+        for ex, verdicts in zip(exchanges, per, strict=True):
+            if ex.tool_calls:
+                verdicts.extend(self.check_tool_call(ex))
+            turn = self.at("turn")
+            if turn:
+                first = combine(verdicts, None, self.unavailable, 0.0)
+                ex.turn_scores = {**ex.turn_scores, **first.ring_scores}
+                ex.turn_decision = first.decision
+                verdicts.extend(r.check(ex) for r in turn)
+            out.append(combine(verdicts, None, self.unavailable, 0.0))
+        ms = (time.perf_counter() - t0) * 1000 / max(1, len(exchanges))
+        for v in out:
+            v.latency_ms = ms
+        return out
+
+    def check_answer(self, exchange: Exchange) -> list[RingVerdict]:
+        """The answer rings' verdicts on ``exchange.response`` (empty without answer rings)."""
+        return [r.check(exchange) for r in self.at("answer")]
+
+    def check_tool_call(self, exchange: Exchange) -> list[RingVerdict]:
+        """The tool-call rings' verdicts on ``exchange.tool_calls`` (one call is usual)."""
+        return [r.check(exchange) for r in self.at("tool_call")]
+
+
+def _check_declarations(ring: Ring) -> None:
+    """A ring must say when it runs and what it reads (see :class:`~layerguard.guard.types.Ring`)."""
+    name = getattr(ring, "name", type(ring).__name__)
+    stage = getattr(ring, "stage", None)
+    if stage not in STAGES:
+        raise InvalidInputError(
+            f"ring {name!r} declares no valid stage (got {stage!r})",
+            hint=f"set the class attribute stage to one of {', '.join(STAGES)}",
+        )
+    if not isinstance(getattr(ring, "reads", None), tuple):
+        raise InvalidInputError(
+            f"ring {name!r} does not declare what it reads", hint="set reads = () for a text ring, or read names"
+        )
 
 
 def combine(
     verdicts: Sequence[RingVerdict], stopped_at: str | None, unavailable: Sequence[str], latency_ms: float
 ) -> GuardVerdict:
-    """The combined verdict of several ring verdicts."""
+    """The combined verdict of several ring verdicts: the most severe decision, the highest score."""
     if not verdicts:
         return GuardVerdict(decision="allow", score=0.0, rings=[], unavailable=list(unavailable), latency_ms=latency_ms)
     worst = max(verdicts, key=lambda v: (SEVERITY[v.decision], v.score))

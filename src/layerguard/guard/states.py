@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from layerguard.activations.hooks import HookPoint, StopForward, residual_hooks
+from layerguard.activations.hooks import HookPoint, StopForward, read_name, residual_hooks
 from layerguard.guard.rings.latent import hook_name
 
 
 def response_key(layer: int) -> str:
     """Activation key of the answer tokens' states ``[T, d]`` entering ``layer``."""
-    return f"blocks.{layer}.resid_pre@response"
+    return read_name(layer, "response")
 
 
 def exchange_states(

@@ -11,6 +11,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Decision = Literal["allow", "block", "escalate", "rewrite"]
+# When a ring runs: on the request (input), on the whole turn after the input rings and
+# with their scores (turn), on the model's answer (answer), on each proposed tool call.
+Stage = Literal["input", "turn", "answer", "tool_call"]
+STAGES: tuple[Stage, ...] = ("input", "turn", "answer", "tool_call")
 DECISIONS: tuple[Decision, ...] = ("allow", "block", "escalate", "rewrite")
 # Severity order used when several rings disagree: the most severe decision wins.
 SEVERITY: dict[str, int] = {"allow": 0, "rewrite": 1, "escalate": 2, "block": 3}
@@ -61,7 +65,15 @@ class Exchange(BaseModel):
     activations: dict[str, Any] | None = None
     # texts added by earlier rings (e.g. the decode ring's plaintext of a base64 payload)
     derived_texts: list[str] = Field(default_factory=list)
-    meta: dict[str, Any] = Field(default_factory=dict)
+    request_id: str | None = None
+    # the tools the client offered (OpenAI ``tools`` entries) and its ``tool_choice``
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    tool_choice: Any = None
+    # filled by the pipeline for turn-stage rings: the input rings' scores and combined decision
+    turn_scores: dict[str, float] = Field(default_factory=dict)
+    turn_decision: Decision | None = None
+    # a backend's prefill (KV cache, last logits), kept between the input check and generation
+    prefill: Any = Field(default=None, exclude=True, repr=False)
 
     @classmethod
     def from_prompt(cls, prompt: str, **kwargs: Any) -> Exchange:
@@ -122,16 +134,20 @@ class GuardVerdict(BaseModel):
 
 @runtime_checkable
 class Ring(Protocol):
-    """A guard ring: one method, ``check``.
+    """A guard ring: one method, ``check``, and two declarations.
 
     Attributes:
-        name: Stable name used in configs, verdicts and reports.
-        needs_activations: True for rings that read the served model's hidden states
-            (unavailable with an upstream text-only backend).
+        name: Stable name used in configs, verdicts and reports (its registry name).
+        stage: When it runs (see :data:`Stage`).
+        reads: The served model's states it reads, as stable read names
+            (``blocks.{l}.resid_pre@t_inst``, ``...@response``; see
+            :func:`layerguard.activations.hooks.read_name`). Empty for text rings; a ring
+            that reads states is unavailable with a text-only (upstream) backend.
     """
 
     name: str
-    needs_activations: bool
+    stage: Stage
+    reads: tuple[str, ...]
 
     def check(self, exchange: Exchange) -> RingVerdict:
         """Judge an exchange; must not raise on any well-formed exchange."""

@@ -23,6 +23,7 @@ from typing import Any
 from layerguard.data.samples import Sample
 from layerguard.directions.refusal import log_odds
 from layerguard.errors import InvalidInputError
+from layerguard.guard.guarded import GuardedModel
 from layerguard.guard.pipeline import Guard
 from layerguard.guard.types import Exchange, Message
 from layerguard.models.generate import generate
@@ -65,7 +66,7 @@ class Runner:
 
     Args:
         lm: The model under test.
-        guard: The guard (None: unguarded only).
+        guard: The guarded model, or a guard to put in front of ``lm`` (None: unguarded only).
         guard_id: A stable identity of the guard (e.g. sha of guard.yaml) for the run identity.
         out_dir: The run directory (``run.sqlite``).
         config: Settings.
@@ -75,7 +76,7 @@ class Runner:
     def __init__(
         self,
         lm: Any,
-        guard: Guard | None,
+        guard: Guard | GuardedModel | None,
         guard_id: str | None,
         out_dir: Path,
         config: RunConfig,
@@ -109,7 +110,8 @@ class Runner:
             from layerguard.directions.direction import Direction
 
             self.direction = Direction.load(config.direction, model=lm)
-        self.lm, self.guard, self.cfg, self.progress = lm, guard, config, progress
+        self.guarded = GuardedModel(guard, lm=lm) if isinstance(guard, Guard) else guard
+        self.lm, self.cfg, self.progress = lm, config, progress
         self.out_dir = out_dir
         self.guard_id = guard_id
         self.store: RunStore | None = None
@@ -220,7 +222,7 @@ class Runner:
         )
         gen_ms = (time.perf_counter() - t0) * 1000 / len(chunk)
         rows = []
-        verdicts = self._guard(convs, answers) if self.guard is not None else [None] * len(chunk)
+        verdicts = self._guard(convs, answers) if self.guarded is not None else [None] * len(chunk)
         for (attack, s), conv, ans, gv, lo in zip(chunk, convs, answers, verdicts, scores, strict=True):
             j = refusal_judge(conv[-1]["content"], ans, refusal_score=lo)
             h = harm_judge(conv[-1]["content"], ans)
@@ -275,54 +277,19 @@ class Runner:
         return rows
 
     def _guard(self, convs: list[list[dict[str, str]]], answers: list[str]) -> list[dict[str, Any]]:
-        from layerguard.guard.rings.latent import LatentRing
-        from layerguard.guard.rings.output_monitor import OutputMonitorRing
-        from layerguard.guard.rings.refusal_cliff import RefusalCliffRing
-        from layerguard.guard.states import exchange_states
-
-        assert self.guard is not None
-        exchanges = [_exchange(c) for c in convs]
-        # one batched pass over prompt + answer gives what the latent ring reads at t_inst and
-        # what the output monitor reads over the answer tokens (see layerguard.guard.states)
-        t_inst_layers = sorted({r.model.layer for r in self.guard.rings if isinstance(r, LatentRing)})
-        response_layers = sorted({r.monitor.layer for r in self.guard.rings if isinstance(r, OutputMonitorRing)})
-        states = exchange_states(
-            self.lm,
-            convs,
-            answers,
-            t_inst_layers=t_inst_layers,
-            response_layers=response_layers,
-            batch_size=self.cfg.batch_size,
-        )
-        for ex, st in zip(exchanges, states, strict=True):
-            ex.activations = st or None
-        # rings that judge the answer (not the request) see it after generation
-        answer_rings = (OutputMonitorRing, RefusalCliffRing)
-        input_guard = Guard([r for r in self.guard.rings if not isinstance(r, answer_rings)], stop_early=False)
-        monitors = [r for r in self.guard.rings if isinstance(r, answer_rings)]
-        out = []
-        for ex, ans in zip(exchanges, answers, strict=True):
-            t0 = time.perf_counter()
-            v = input_guard.check(ex)
-            rings = {r.ring: r.score for r in v.rings}
-            flags = {r.ring: r.decision != "allow" for r in v.rings}
-            decision, rewrite = v.decision, v.rewrite
-            for m in monitors:
-                ex.response = ans
-                mv = m.check(ex)
-                rings[mv.ring], flags[mv.ring] = mv.score, mv.decision != "allow"
-                if decision == "allow" and mv.decision == "block":
-                    decision = "block"
-            out.append(
-                {
-                    "decision": decision,
-                    "rewrite": rewrite,
-                    "rings": rings,
-                    "ring_flags": flags,
-                    "latency_ms": (time.perf_counter() - t0) * 1000,
-                }
-            )
-        return out
+        """The guarded model's decision on each finished exchange (see GuardedModel.score_many)."""
+        assert self.guarded is not None
+        outcomes = self.guarded.score_many([_exchange(c) for c in convs], answers, batch_size=self.cfg.batch_size)
+        return [
+            {
+                "decision": o.decision,
+                "rewrite": o.input_verdict.rewrite,
+                "rings": o.ring_scores,
+                "ring_flags": o.ring_flags,
+                "latency_ms": o.latency_ms,
+            }
+            for o in outcomes
+        ]
 
     def _live_turns(self, harmful: list[Sample], store: RunStore) -> None:
         """The escalation script played turn by turn with the model's own replies."""

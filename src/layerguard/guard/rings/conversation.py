@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from layerguard.guard.pipeline import Guard
-from layerguard.guard.types import Decision, Exchange, GuardVerdict, RingVerdict
+from layerguard.guard.types import Decision, Exchange, GuardVerdict, RingVerdict, Stage
 
 
 @runtime_checkable
@@ -185,8 +185,8 @@ class ConversationRing:
     """
 
     name = "conversation"
-    needs_activations = False
-    reads_turn = True  # the pipeline runs it last, after the other rings scored the turn
+    stage: Stage = "turn"  # the pipeline runs it after the input rings, with their scores
+    reads: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -221,7 +221,7 @@ class ConversationRing:
 
     def turn_score(self, exchange: Exchange) -> tuple[float, str | None]:
         """The highest usable score in ``meta["turn_scores"]`` and the ring that gave it."""
-        raw = exchange.meta.get("turn_scores") or {}
+        raw = exchange.turn_scores
         best, best_ring = 0.0, None
         if not isinstance(raw, dict):
             return best, best_ring
@@ -287,7 +287,7 @@ class ConversationRing:
             "thread": _thread_id(exchange, kh or ""),
         }
 
-        if kh is not None and self.burst_blocks > 0 and exchange.meta.get("turn_decision") == "block":
+        if kh is not None and self.burst_blocks > 0 and exchange.turn_decision == "block":
             self.state.record_event(kh, "blocked", now)
             recent = self.state.count_events(kh, "blocked", now - self.burst_window_s)
             details["blocked_recent"] = recent

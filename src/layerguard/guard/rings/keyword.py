@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Sequence
 
-from layerguard.guard.types import Decision, Exchange, RingVerdict
+from layerguard.guard.types import Decision, Exchange, RingVerdict, Stage
 
 DEFAULT_TERMS = (
     "bomb",
@@ -83,7 +83,8 @@ class KeywordRing:
     """Flags texts (raw and decoded) that contain any listed term (case-insensitive, word-start match)."""
 
     name = "keyword"
-    needs_activations = False
+    stage: Stage = "input"
+    reads: tuple[str, ...] = ()
 
     def __init__(self, terms: Sequence[str] = DEFAULT_TERMS, block: bool = True) -> None:
         self.terms = tuple(terms)

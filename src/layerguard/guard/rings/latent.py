@@ -20,16 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from layerguard.activations.hooks import read_name
 from layerguard.errors import InvalidInputError
 from layerguard.guard.probe import LogisticProbe
-from layerguard.guard.types import Decision, Exchange, RingVerdict
+from layerguard.guard.types import Decision, Exchange, RingVerdict, Stage
 
 Variant = Literal["centroid", "probe"]
 
 
 def hook_name(layer: int) -> str:
     """Activation key the ring reads: the stream entering ``layer`` at ``t_inst``."""
-    return f"blocks.{layer}.resid_pre@t_inst"
+    return read_name(layer, "t_inst")
 
 
 @dataclass
@@ -126,11 +127,12 @@ class LatentRing:
     """
 
     name = "latent"
-    needs_activations = True
+    stage: Stage = "input"
 
     def __init__(self, model: LatentGuardModel, lm: Any | None = None) -> None:
         self.model = model
         self.lm = lm
+        self.reads: tuple[str, ...] = (hook_name(model.layer),)
         if lm is not None and lm.weights_sha256 != model.weights_sha256:
             raise InvalidInputError(
                 f"this latent guard was built for {model.model_id}, not {lm.model_id}",

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from layerguard.activations.hooks import HookPoint, residual_hooks
+from layerguard.activations.hooks import HookPoint, read_name, residual_hooks
 from layerguard.errors import InvalidInputError
 from layerguard.guard.calibration import threshold_for_fpr
 from layerguard.guard.probe import LogisticProbe
-from layerguard.guard.types import Decision, Exchange, RingVerdict
+from layerguard.guard.types import Decision, Exchange, RingVerdict, Stage
 
 
 @dataclass
@@ -217,8 +217,8 @@ class AnswerRing:
     """
 
     name = "answer"
-    judges_response = True  # skipped by Guard.check until there is an answer
-    needs_activations = True
+    stage: Stage = "answer"  # run on the finished answer; while streaming, see stream_monitor
+    reads: tuple[str, ...] = ()
 
     def threshold(self) -> float:
         """The score at which the ring blocks (read live, so a recalibrated model applies at once)."""
@@ -257,6 +257,11 @@ class OutputMonitorRing(AnswerRing):
     def __init__(self, monitor: OutputMonitor, lm: Any) -> None:
         self.monitor = monitor
         self.lm = lm
+        self.reads = (read_name(monitor.layer, "response"),)
+
+    def stream_monitor(self) -> OutputMonitor:
+        """What a local backend runs token by token to halt a harmful answer while it streams."""
+        return self.monitor
 
     def threshold(self) -> float:
         """The monitor's calibrated threshold."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from layerguard.activations.hooks import HookPoint, residual_hooks
+from layerguard.activations.hooks import HookPoint, read_name, residual_hooks
 from layerguard.errors import InvalidInputError, TemplateError
 from layerguard.guard.probe import LogisticProbe
 from layerguard.guard.rings.output_monitor import AnswerRing
@@ -160,6 +160,11 @@ class RefusalCliffRing(AnswerRing):
     def __init__(self, signal: RefusalCliffSignal, lm: Any) -> None:
         self.signal = signal
         self.lm = lm
+        self.reads = (read_name(signal.layer, "response"),)
+
+    def stream_monitor(self) -> RefusalCliffSignal:
+        """What a local backend runs token by token to halt an answer while it streams."""
+        return self.signal
 
     def threshold(self) -> float:
         """The signal's calibrated threshold."""

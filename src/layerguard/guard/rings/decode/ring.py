@@ -16,7 +16,7 @@ from layerguard.guard.rings.decode.substitution import (
     decode_with_keys,
     find_cipher_keys,
 )
-from layerguard.guard.types import Exchange, RingVerdict
+from layerguard.guard.types import Exchange, RingVerdict, Stage
 
 
 class DecodeRing:
@@ -33,7 +33,8 @@ class DecodeRing:
     """
 
     name = "decode"
-    needs_activations = False
+    stage: Stage = "input"
+    reads: tuple[str, ...] = ()
 
     def __init__(self, max_chars: int = 100_000, min_confidence: float = 0.6) -> None:
         if max_chars <= 0:

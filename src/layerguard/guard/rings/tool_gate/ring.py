@@ -13,7 +13,7 @@ from layerguard.guard.rings.tool_gate.policy import ToolPolicy
 from layerguard.guard.rings.tool_gate.provenance import ExchangeIndex
 from layerguard.guard.rings.tool_gate.rules import SCORES, Condition, GateDecision, ToolSpec
 from layerguard.guard.rings.tool_gate.values import MISSING, leaves, lookup
-from layerguard.guard.types import SEVERITY, Decision, Exchange, RingVerdict
+from layerguard.guard.types import SEVERITY, Decision, Exchange, RingVerdict, Stage
 
 _MAX_SCHEMA_ERRORS = 5
 
@@ -70,7 +70,8 @@ class ToolGateRing:
     """
 
     name = "tool_gate"
-    needs_activations = False
+    stage: Stage = "tool_call"
+    reads: tuple[str, ...] = ()
 
     def __init__(self, policy: ToolPolicy) -> None:
         self.policy = policy

@@ -12,14 +12,11 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from layerguard.activations.hooks import HookPoint, residual_hooks
+from layerguard.activations.hooks import HookPoint, parse_read, read_name, residual_hooks
 from layerguard.errors import TemplateError
-from layerguard.guard.backend import Chunk, FinishReason, GenerationParams
-from layerguard.guard.rings.latent import hook_name
+from layerguard.guard.backend import Chunk, FinishReason, GenerationParams, StreamMonitor
 from layerguard.guard.types import Exchange
 from layerguard.models.generate import cache_kwarg
-
-_PREFILL = "_layerguard_prefill"
 
 
 class LocalBackend:
@@ -27,16 +24,18 @@ class LocalBackend:
 
     Args:
         lm: The model.
-        layers: Layers whose ``t_inst`` state the latent ring reads.
-        monitor: Optional output monitor (``layer``, ``start()`` -> state, ``update(state, h)`` -> score,
-            ``threshold``), see :mod:`layerguard.guard.rings.output_monitor`.
+        reads: Read names (``blocks.{l}.resid_pre@t_inst``) whose states the prefill keeps
+            in ``exchange.activations``; ``@response`` reads are served by the monitor.
+        monitor: Optional stream monitor (see :class:`~layerguard.guard.backend.StreamMonitor`)
+            that reads each new token's state and can halt generation.
     """
 
     text_only = False
 
-    def __init__(self, lm: Any, layers: Sequence[int] = (), monitor: Any | None = None) -> None:
+    def __init__(self, lm: Any, reads: Sequence[str] = (), monitor: StreamMonitor | None = None) -> None:
         self.lm = lm
-        self.layers = sorted(set(layers))
+        parsed = [parse_read(r) for r in reads]
+        self.layers = sorted({hp.layer for hp, pos in parsed if pos == "t_inst" and hp.point == "resid_pre"})
         self.monitor = monitor
         self.model_name = lm.name
 
@@ -67,14 +66,14 @@ class LocalBackend:
         points = [HookPoint(layer, "resid_pre") for layer in self.layers]
 
         def read(hp: HookPoint, hidden: Any) -> None:
-            states[hook_name(hp.layer)] = hidden[0, t_inst].detach().float().clone()
+            states[read_name(hp.layer, "t_inst")] = hidden[0, t_inst].detach().float().clone()
 
         t0 = time.perf_counter()
         with torch.inference_mode(), residual_hooks(self.lm.layers, points, read):
             out = self.lm.model(input_ids=torch.tensor([ids]), use_cache=True, logits_to_keep=1)
         exchange.activations = {**(exchange.activations or {}), **states}
         cache = out.cache if hasattr(out, "cache") else out.past_key_values
-        exchange.meta[_PREFILL] = {
+        exchange.prefill = {
             "ids": ids,
             "cache": cache,
             "logits": out.logits[0, -1].float(),
@@ -98,9 +97,9 @@ class LocalBackend:
         """Decode from the prefill; stop at EOS, a stop string, max_tokens or a monitor halt."""
         import torch
 
-        if _PREFILL not in exchange.meta:
+        if exchange.prefill is None:
             self.prepare(exchange)
-        pre = exchange.meta.pop(_PREFILL)
+        pre, exchange.prefill = exchange.prefill, None
         cache, logits, n_prompt = pre["cache"], pre["logits"], len(pre["ids"])
         eos = self.lm.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.lm.tokenizer.eos_token_id}

@@ -118,11 +118,11 @@ class UpstreamBackend:
             body["seed"] = params.seed
         if params.stop:
             body["stop"] = params.stop
-        tools = exchange.meta.get("tools")
+        tools = exchange.tools
         if tools:
             body["tools"] = tools
-            if exchange.meta.get("tool_choice") is not None:
-                body["tool_choice"] = exchange.meta["tool_choice"]
+            if exchange.tool_choice is not None:
+                body["tool_choice"] = exchange.tool_choice
         return body
 
     def stream(self, exchange: Exchange, params: GenerationParams) -> Iterator[Chunk]:
