@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from layerguard.directions.direction import Direction
     from layerguard.directions.extract import extract_directions
     from layerguard.directions.select import select_refusal_direction
+    from layerguard.guard.backend import GenerationParams
+    from layerguard.guard.guarded import GuardedModel
+    from layerguard.guard.pipeline import Guard
+    from layerguard.guard.registry import register_backend, register_ring
+    from layerguard.guard.types import Exchange, GuardVerdict, RingVerdict
     from layerguard.models import LoadedModel, PromptPositions, encode_prompt, load_model
     from layerguard.models.generate import generate, last_logits
 
@@ -49,10 +54,26 @@ _LAZY = {
     "last_logits": "layerguard.models.generate",
     "load_builtin": "layerguard.data.builtin",
     "Sample": "layerguard.data.samples",
+    "GuardedModel": "layerguard.guard.guarded",
+    "Guard": "layerguard.guard.pipeline",
+    "GenerationParams": "layerguard.guard.backend",
+    "Exchange": "layerguard.guard.types",
+    "GuardVerdict": "layerguard.guard.types",
+    "RingVerdict": "layerguard.guard.types",
+    "register_ring": "layerguard.guard.registry",
+    "register_backend": "layerguard.guard.registry",
 }
 
 __all__ = [
     "ActivationSet",
+    "Exchange",
+    "GenerationParams",
+    "Guard",
+    "GuardVerdict",
+    "GuardedModel",
+    "RingVerdict",
+    "register_backend",
+    "register_ring",
     "Direction",
     "Sample",
     "ablate_direction",

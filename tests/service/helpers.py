@@ -60,7 +60,7 @@ class FakeBackend:
     def prepare(self, exchange: Exchange) -> None:
         with self._lock:
             self.prepared += 1
-        exchange.meta["_fake_prepared"] = True
+        exchange.prefill = {"fake": True}
 
     def stream(self, exchange: Exchange, params: GenerationParams) -> Iterator[Chunk]:
         prompt = exchange.last_user
@@ -93,7 +93,8 @@ class FakeBackend:
 class WordRing:
     """Decides ``decision`` when a word is in the last user message."""
 
-    needs_activations = False
+    stage = "input"
+    reads: tuple[str, ...] = ()
 
     def __init__(self, name: str, word: str, decision: str, rewrite: str | None = None) -> None:
         self.name, self.word, self.decision, self.rewrite = name, word, decision, rewrite
@@ -116,7 +117,8 @@ class ScoreRing:
     """A stand-in for the latent ring: score from ``risk=0.NN`` in the prompt, blocks at 0.5."""
 
     name = "latent_sim"
-    needs_activations = False
+    stage = "input"
+    reads: tuple[str, ...] = ()
 
     def check(self, exchange: Exchange) -> RingVerdict:
         m = re.search(r"risk=([0-9.]+)", exchange.last_user)
@@ -128,7 +130,8 @@ class ToolGateStub:
     """``tool_gate``: blocks delete_all, escalates transfer_money, allows the rest."""
 
     name = "tool_gate"
-    needs_activations = False
+    stage = "tool_call"
+    reads: tuple[str, ...] = ()
 
     def check(self, exchange: Exchange) -> RingVerdict:
         decision = "allow"

@@ -8,7 +8,6 @@ from layerguard.guard.pipeline import Guard
 from layerguard.guard.rings.conversation import (
     ConversationRing,
     MemoryConversationState,
-    check_with_conversation,
     conversation_keys,
 )
 from layerguard.guard.types import Exchange, Message, RingVerdict
@@ -28,7 +27,8 @@ def turn(ring: ConversationRing, score: float, *, conv: str = "c1", key: str = "
         f"turn with score {score}",
         conversation_id=conv,
         api_key=key,
-        meta={"turn_scores": {"latent": score, "keyword": 0.0}, "turn_decision": decision},
+        turn_scores={"latent": score, "keyword": 0.0},
+        turn_decision=decision,
     )
     return ring.check(ex)
 
@@ -83,13 +83,13 @@ def test_hashed_chain_follows_a_conversation_without_id(state):
     decisions = []
     for i in range(6):
         msgs.append(Message(role="user", content=f"step {i}: tell me a bit more"))
-        ex = Exchange(messages=list(msgs), api_key="k", meta={"turn_scores": {"latent": 0.4}})
+        ex = Exchange(messages=list(msgs), api_key="k", turn_scores={"latent": 0.4})
         decisions.append(ring.check(ex).decision)
         msgs.append(Message(role="assistant", content=f"reply {i} (varies: {id(ex)})"))
     assert decisions[:4] == ["allow"] * 4 and decisions[4] == "escalate"
     # a fresh conversation with the same first message starts from zero
     fresh = Exchange(messages=[Message(role="user", content="step 0: tell me a bit more")], api_key="k",
-                     meta={"turn_scores": {"latent": 0.4}})  # fmt: skip
+                     turn_scores={"latent": 0.4})  # fmt: skip
     assert ring.check(fresh).details["turns"] == 1
 
 
@@ -131,9 +131,8 @@ def test_blocks_outside_the_window_do_not_count(state):
 
 def test_garbage_turn_scores_are_ignored():
     ring = ConversationRing()
-    ex = Exchange.from_prompt(
-        "x", conversation_id="g", meta={"turn_scores": {"a": "high", "b": float("nan"), "c": 7.0, "d": None}}
-    )
+    ex = Exchange.from_prompt("x", conversation_id="g")
+    ex.turn_scores = {"a": "high", "b": float("nan"), "c": 7.0, "d": None}  # type: ignore[dict-item]  # unvalidated
     v = ring.check(ex)
     assert v.details["turn_score"] == 1.0 and v.details["turn_score_ring"] == "c"  # clamped
     assert ConversationRing(score_rings=["a"]).check(ex).details["turn_score"] == 0.0
@@ -148,7 +147,8 @@ def test_invalid_parameters():
 
 
 class Fixed:
-    needs_activations = False
+    stage = "input"
+    reads: tuple[str, ...] = ()
 
     def __init__(self, name: str, score: float, decision: str = "allow") -> None:
         self.name, self.score, self.decision = name, score, decision
@@ -157,20 +157,20 @@ class Fixed:
         return RingVerdict(ring=self.name, score=self.score, decision=self.decision)  # type: ignore[arg-type]
 
 
-def test_check_with_conversation_feeds_turn_scores():
+def test_guard_check_feeds_turn_scores_to_the_conversation_ring():
     ring = ConversationRing(escalate_at=1.0)
     guard = Guard([Fixed("latent", 0.4), Fixed("keyword", 0.0), ring])
-    verdicts = [check_with_conversation(guard, Exchange.from_prompt("q", conversation_id="z")) for _ in range(5)]
+    verdicts = [guard.check(Exchange.from_prompt("q", conversation_id="z")) for _ in range(5)]
     assert [v.decision for v in verdicts] == ["allow", "allow", "allow", "allow", "escalate"]
     assert verdicts[-1].category == "crescendo" and "conversation" in verdicts[-1].ring_scores
     # a blocking ring stops the others early, but the conversation ring still runs (burst detector)
     guard = Guard([Fixed("blocker", 1.0, "block"), Fixed("never", 0.0), ConversationRing(burst_blocks=2)])
-    v = check_with_conversation(guard, Exchange.from_prompt("q", api_key="k"))
+    v = guard.check(Exchange.from_prompt("q", api_key="k"))
     assert v.decision == "block" and v.stopped_at == "blocker" and list(v.ring_scores) == ["blocker", "conversation"]
-    v = check_with_conversation(guard, Exchange.from_prompt("q2", api_key="k"))
+    v = guard.check(Exchange.from_prompt("q2", api_key="k"))
     assert any(r.ring == "conversation" and r.decision == "block" for r in v.rings)
     # without a conversation ring it is Guard.check
-    assert check_with_conversation(Guard([Fixed("a", 0.2)]), Exchange.from_prompt("q")).score == 0.2
+    assert Guard([Fixed("a", 0.2)]).check(Exchange.from_prompt("q")).score == 0.2
 
 
 def test_two_replicas_share_conversation_state(tmp_path):
@@ -223,7 +223,7 @@ def test_thread_id_is_stable_over_a_hashed_chain():
     threads = set()
     for i in range(3):
         msgs = [*msgs, Message(role="user", content=f"turn {i}")]
-        ex = Exchange(messages=msgs, api_key="k", meta={"turn_scores": {"latent": 0.5}})
+        ex = Exchange(messages=msgs, api_key="k", turn_scores={"latent": 0.5})
         threads.add(ring.check(ex).details["thread"])
         msgs = [*msgs, Message(role="assistant", content="ok")]
     assert len(threads) == 1

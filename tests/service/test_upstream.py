@@ -14,10 +14,10 @@ import httpx
 import openai
 import pytest
 
+from layerguard.guard.backends.upstream import UpstreamBackend, UpstreamError
 from layerguard.guard.build import load_guard
 from layerguard.guard.pipeline import Guard
 from layerguard.service.config import ServiceConfig
-from layerguard.guard.backends.upstream import UpstreamBackend, UpstreamError
 from tests.service.helpers import CANNED, KEYS, ToolGateStub, WordRing, openai_client
 
 GUARD_YAML = """\

@@ -163,28 +163,23 @@ def score(
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
 ) -> None:
     """Score prompts: one line per input with id, decision, score, category and per-ring scores."""
-    from layerguard.guard.build import load_guard
     from layerguard.guard.config import GuardConfig
-    from layerguard.guard.rings.latent import LatentRing, latent_states
+    from layerguard.guard.guarded import GuardedModel
     from layerguard.models import load_model
 
     rows = _exchanges(input)
     cfg = GuardConfig.load(guard)
     lm = load_model(model or cfg.model.name)
-    g = load_guard(guard, lm)
-    latent = [r for r in g.rings if isinstance(r, LatentRing)]
-    if latent:
-        states = latent_states(lm, [ex for _, ex in rows], [r.model.layer for r in latent], batch_size=batch_size)
-        for (_, ex), st in zip(rows, states, strict=True):
-            ex.activations = st
+    guarded = GuardedModel.load(guard, lm)
+    outcomes = guarded.score_many([ex for _, ex in rows], [None] * len(rows), batch_size=batch_size, record_all=False)
     lines = []
-    for rid, ex in rows:
-        v = g.check(ex)
+    for (rid, _), o in zip(rows, outcomes, strict=True):
+        v = o.verdict
         lines.append(
             json.dumps(
                 {
                     "id": rid,
-                    "decision": v.decision,
+                    "decision": o.decision,
                     "score": round(v.score, 6),
                     "category": v.category,
                     "rings": {k: round(s, 6) for k, s in v.ring_scores.items()},
@@ -204,9 +199,13 @@ def eval_cmd(
     guard: Annotated[Path, typer.Option("--guard", "-g", help="guard.yaml written by `guard build`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="New directory for eval.json and eval.md.")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model (default: the guard's).")] = None,
-    wrappers: Annotated[str, typer.Option(help="Comma-separated attacks wrapping the prompts.")] = (
-        "roleplay,dan,base64,forged_turns"
-    ),
+    wrappers: Annotated[
+        str, typer.Option(help="Comma-separated wrappers (or attacks); default: the evaluation wrapper family.")
+    ] = "",
+    max_per_set: Annotated[int, typer.Option(min=1, help="Spread prompts scored per set.")] = 160,
+    answers_per_set: Annotated[
+        int, typer.Option(min=0, help="Prompts per set the model answers, for its own refusal (0: skip).")
+    ] = 48,
     no_harmbench: Annotated[bool, typer.Option("--no-harmbench", help="Skip HarmBench val.")] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
 ) -> None:
@@ -215,26 +214,30 @@ def eval_cmd(
     from layerguard.directions.refusal import derive_refusal_tokens
     from layerguard.guard.build import load_guard
     from layerguard.guard.config import GuardConfig
+    from layerguard.guard.guarded import GuardedModel
+    from layerguard.guard.pipeline import Guard
     from layerguard.guard.rings.keyword import KeywordRing
     from layerguard.models import load_model
-    from layerguard.redteam.guard_eval import evaluate_guard, markdown_table
+    from layerguard.redteam.guard_eval import evaluate_guard, markdown_at_model_fpr, markdown_table
 
     if (out / "eval.json").exists():
         raise InvalidInputError(f"{out} already holds an evaluation", hint="choose a new --out directory")
     cfg = GuardConfig.load(guard)
     lm = load_model(model or cfg.model.name)
     g = load_guard(guard, lm)
-    # rings that judge a prompt; the tool gate (tool calls) and output monitor (answers) are measured elsewhere
-    rings: dict[str, Any] = {r.name: r for r in g.rings if r.name in ("decode", "classifier", "latent")}
-    rings["keyword"] = KeywordRing()
+    # the rings that judge a request; answers, tool calls and conversations are measured by the audit
+    guarded = GuardedModel(Guard(g.at("input"), stop_early=g.stop_early), lm=lm)
     train = load_builtin("harmful", "train")[:64] + load_builtin("harmless", "train")[:32]
     typer.echo("deriving the model's refusal tokens for the refusal baseline ...", err=True)
     tokens = derive_refusal_tokens(lm, [s.prompt for s in train])
     result = evaluate_guard(
         lm,
-        rings,
+        guarded,
+        baselines=[KeywordRing()],
         target_fpr=float(cfg.build.get("target_fpr", GUARD_BUILD.target_fpr)),
-        wrappers=[w for w in wrappers.split(",") if w],
+        wrappers=[w for w in wrappers.split(",") if w] or None,
+        max_per_set=max_per_set,
+        answers_per_set=answers_per_set,
         include_harmbench=not no_harmbench,
         refusal_tokens=tokens,
         batch_size=batch_size,
@@ -244,6 +247,6 @@ def eval_cmd(
     result["refusal_tokens"] = list(tokens.strings)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(result, indent=2, default=float))
-    table = markdown_table(result)
+    table = markdown_table(result) + markdown_at_model_fpr(result)
     (out / "eval.md").write_text(table)
     typer.echo(table)

@@ -132,25 +132,16 @@ def _guard_and_backend(
 
 
 def _attach_conversation(g: Any, cfg: Any, store: Any) -> None:
-    """Share conversation state through the SQL store (replicas agree); add the ring if guard.yaml has none."""
-    from layerguard.guard.rings.conversation import ConversationRing
+    """Rings that keep state keep it in the SQL store (replicas agree); add the conversation ring if none."""
+    from layerguard.guard.registry import build_ring
 
     for ring in g.rings:
-        if isinstance(ring, ConversationRing):
-            ring.state = store
-    if not cfg.conversation.enabled or "conversation" in g.names:
+        use_store = getattr(ring, "use_store", None)
+        if use_store is not None:
+            use_store(store)
+    if not cfg.conversation.enabled or g.at("turn"):
         return
-    c = cfg.conversation
-    g.rings.append(
-        ConversationRing(
-            store,
-            decay=c.decay,
-            floor=c.floor,
-            escalate_at=c.escalate_at,
-            score_rings=c.score_rings,
-            burst_blocks=c.burst_blocks,
-            burst_window_s=c.burst_window_s,
-            cooldown_s=c.cooldown_s,
-            ttl_s=c.ttl_s,
-        )
-    )
+    params = cfg.conversation.model_dump(exclude={"enabled"})
+    ring = build_ring("conversation", params, Path("."), None)
+    ring.use_store(store)  # type: ignore[attr-defined]
+    g.rings.append(ring)

@@ -55,7 +55,7 @@ class Exchange(BaseModel):
     so latent rings add no forward pass of their own.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     messages: list[Message]
     tool_calls: list[ToolCall] = Field(default_factory=list)

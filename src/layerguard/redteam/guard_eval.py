@@ -1,10 +1,17 @@
-"""Quality of each ring alone and stacked, against baselines, on plain and jailbreak-wrapped prompts.
+"""Quality of each ring alone and stacked, against fair baselines, on plain and jailbreak-wrapped prompts.
 
 Sets: the project's validation split (harmful, harmless, borderline-benign) and HarmBench
-*val* (harmful); the harmful and harmless validation prompts again inside jailbreak
-wrappers (role-play, DAN-style persona, base64, forged assistant turns). None of these
-were used to build or calibrate the guard. Every system is judged at its own calibrated
-threshold: TPR on harmful sets, FPR on benign sets, AUROC from the scores.
+*val* (harmful); the harmful and benign validation prompts again inside the *evaluation*
+wrapper family (:data:`layerguard.data.wrappers.EVALUATION_WRAPPERS`, which nothing is
+fitted or calibrated on). None of these were used to build or calibrate the guard.
+
+Every system is judged at its own calibrated threshold (TPR on harmful sets, FPR on benign
+sets, AUROC from the scores), and, because rates at different false-positive rates cannot
+be compared, each ring is also read at the operating point of the model's own refusal:
+the model answers a spread subset of every set, the refusal judge reads its answers, and
+each ring's TPR is taken at the threshold that gives the model's FPR on the same benign
+set (an ROC readout, not a deployable threshold). The first-token refusal log-odds stays as
+a separate, labelled baseline. The embedding baseline is calibrated out of fold, like the rings.
 """
 
 from __future__ import annotations
@@ -20,19 +27,50 @@ from layerguard.guard.guarded import GuardedModel
 from layerguard.guard.pipeline import Guard
 from layerguard.guard.types import Exchange, Message, Ring
 from layerguard.progress import progress_bar
+from layerguard.redteam.attacks import REGISTRY as ATTACKS
 from layerguard.redteam.attacks import get_attack
 from layerguard.stats import auroc, rate
 
-DEFAULT_WRAPPERS = ("roleplay", "dan", "base64", "forged_turns")
+OWN_REFUSAL = "model's own refusal (answers)"
+
+
+def default_wrappers() -> list[str]:
+    """The evaluation wrapper family's names (never fitted or calibrated on)."""
+    from layerguard.data.wrappers import EVALUATION_WRAPPERS
+
+    return sorted(EVALUATION_WRAPPERS)
+
+
+def _wrapper(name: str) -> Callable[[Any], list[dict[str, str]]]:
+    """A wrapper of the data floor's families, else a red-team attack, by name."""
+    from layerguard.data.wrappers import EVALUATION_WRAPPERS, TRAINING_WRAPPERS
+
+    if name in EVALUATION_WRAPPERS or name in TRAINING_WRAPPERS:
+        return (EVALUATION_WRAPPERS.get(name) or TRAINING_WRAPPERS[name]).__call__
+    if name in ATTACKS:
+        return get_attack(name)
+    from layerguard.errors import InvalidInputError
+
+    raise InvalidInputError(
+        f"unknown wrapper {name!r}", hint=f"evaluation wrappers: {', '.join(default_wrappers())}; or an attack name"
+    )
 
 
 def _exchange(conv: list[dict[str, str]]) -> Exchange:
     return Exchange(messages=[Message(role=m["role"], content=m["content"]) for m in conv])  # type: ignore[arg-type]
 
 
-def eval_sets(wrappers: Sequence[str], include_harmbench: bool = True) -> dict[str, tuple[bool, list[Any]]]:
-    """Set name -> (is_harmful, conversations)."""
-    hv, bv, dv = load_builtin("harmful", "val"), load_builtin("harmless", "val"), load_builtin("borderline", "val")
+def eval_sets(
+    wrappers: Sequence[str], include_harmbench: bool = True, max_per_set: int | None = None
+) -> dict[str, tuple[bool, list[Any]]]:
+    """Set name -> (is_harmful, conversations); each set cut to ``max_per_set`` spread samples."""
+    from layerguard.data.samples import spread
+
+    def cut(samples: list[Any]) -> list[Any]:
+        return spread(samples, max_per_set) if max_per_set is not None and len(samples) > max_per_set else samples
+
+    hv, bv = cut(load_builtin("harmful", "val")), cut(load_builtin("harmless", "val"))
+    dv = cut(load_builtin("borderline", "val"))
     sets: dict[str, tuple[bool, list[Any]]] = {
         "harmful_val": (True, [s.conversation() for s in hv]),
         "harmless_val": (False, [s.conversation() for s in bv]),
@@ -41,11 +79,12 @@ def eval_sets(wrappers: Sequence[str], include_harmbench: bool = True) -> dict[s
     if include_harmbench:
         from layerguard.data.loaders import load_harmbench
 
-        sets["harmbench_val"] = (True, [s.conversation() for s in load_harmbench("val")])
+        sets["harmbench_val"] = (True, [s.conversation() for s in cut(load_harmbench("val"))])
     for w in wrappers:
-        attack = get_attack(w)
-        sets[f"harmful_val+{w}"] = (True, [attack(s) for s in hv])
-        sets[f"harmless_val+{w}"] = (False, [attack(s) for s in bv])
+        wrap = _wrapper(w)
+        sets[f"harmful_val+{w}"] = (True, [wrap(s) for s in hv])
+        sets[f"harmless_val+{w}"] = (False, [wrap(s) for s in bv])
+        sets[f"borderline_val+{w}"] = (False, [wrap(s) for s in dv])
     return sets
 
 
@@ -63,8 +102,9 @@ def embedding_baseline(target_fpr: float) -> Callable[[list[str]], list[float]] 
     pos = [s.prompt for s in load_builtin("harmful", "train")]
     neg = [s.prompt for s in load_builtin("harmless", "train") + load_builtin("borderline", "train")]
     x = enc.encode(pos + neg)
-    probe = LogisticProbe.fit(x, torch.tensor([1.0] * len(pos) + [0.0] * len(neg)))
-    thr = threshold_for_fpr(probe.predict(x[len(pos) :]).tolist(), target_fpr)
+    y = torch.tensor([1.0] * len(pos) + [0.0] * len(neg))
+    probe = LogisticProbe.fit(x, y)
+    thr = threshold_for_fpr(_out_of_fold_negatives(x, y), target_fpr)
 
     def score(texts: list[str]) -> list[float]:
         s = probe.predict(enc.encode(texts)).tolist()
@@ -73,17 +113,87 @@ def embedding_baseline(target_fpr: float) -> Callable[[list[str]], list[float]] 
     return score
 
 
+def _out_of_fold_negatives(x: Any, y: Any, folds: int = 5) -> list[float]:
+    """Each negative's score from a probe fitted without it (an in-sample threshold is too low)."""
+    import torch
+
+    from layerguard.guard.probe import LogisticProbe
+
+    neg = [i for i in range(len(y)) if y[i] == 0]
+    scores: list[float] = []
+    for k in range(folds):
+        held = neg[k::folds]
+        keep = torch.tensor(sorted(set(range(len(y))) - set(held)))
+        probe = LogisticProbe.fit(x[keep], y[keep])
+        scores += probe.predict(x[torch.tensor(held)]).tolist()
+    return scores
+
+
+def own_refusals(
+    lm: Any, sets: dict[str, tuple[bool, list[Any]]], per_set: int, max_new_tokens: int, batch_size: int
+) -> dict[str, list[bool]]:
+    """The model's own refusal, judged from its answers (greedy) to a spread subset of each set."""
+    from layerguard.data.samples import spread
+    from layerguard.judges import refusal_judge
+    from layerguard.models.generate import generate
+
+    out = {}
+    with progress_bar(total=len(sets), desc="model answers", unit="set") as bar:
+        for name, (_, convs) in sets.items():
+            chosen: list[Any] = spread(convs, per_set) if len(convs) > per_set else convs
+            answers = generate(lm, chosen, max_new_tokens=max_new_tokens, batch_size=batch_size)
+            out[name] = [refusal_judge(c[-1]["content"], a).refused for c, a in zip(chosen, answers, strict=True)]
+            bar.update(1)
+    return out
+
+
+def at_model_fpr(
+    systems: dict[str, dict[str, list[tuple[float, bool]]]],
+    refused: dict[str, list[bool]],
+    sets: dict[str, tuple[bool, list[Any]]],
+) -> dict[str, Any]:
+    """Per (harmful, benign) pair: the model's own (TPR, FPR) and each system's TPR at that same FPR."""
+    out: dict[str, Any] = {}
+    for p, n in _pairs(sets):
+        if p not in refused or n not in refused:
+            continue
+        fpr = sum(refused[n]) / max(1, len(refused[n]))
+        row: dict[str, Any] = {OWN_REFUSAL: {"tpr": rate(refused[p]), "fpr": rate(refused[n])}}
+        for system, per_set in systems.items():
+            if p not in per_set or n not in per_set:
+                continue
+            neg = sorted((s for s, _ in per_set[n]), reverse=True)
+            k = int(math.floor(fpr * len(neg)))  # false positives allowed at the model's FPR
+            cut = neg[k] if k < len(neg) else -math.inf  # flag strictly above: ties never exceed the FPR
+            flags = [s > cut for s, _ in per_set[p]]
+            got = sum(s > cut for s in neg) / max(1, len(neg))
+            row[system] = {"tpr": rate(flags), "fpr_achieved": round(got, 4)}
+        out[f"{p} vs {n}"] = row
+    return out
+
+
+def _pairs(sets: dict[str, tuple[bool, list[Any]]]) -> list[tuple[str, str]]:
+    pairs = [("harmful_val", "harmless_val"), ("harmful_val", "borderline_val"), ("harmbench_val", "harmless_val")]
+    for k in sets:
+        if k.startswith("harmful_val+"):
+            pairs += [(k, k.replace("harmful_val", "harmless_val")), (k, k.replace("harmful_val", "borderline_val"))]
+    return [(p, n) for p, n in pairs if p in sets and n in sets]
+
+
 def evaluate_guard(
     lm: Any,
     guarded: GuardedModel,
     *,
     baselines: Sequence[Ring] = (),
     target_fpr: float = 0.05,
-    wrappers: Sequence[str] = DEFAULT_WRAPPERS,
+    wrappers: Sequence[str] | None = None,
     include_harmbench: bool = True,
     refusal_tokens: Any = None,
     progress: bool | None = None,
     batch_size: int = 8,
+    max_per_set: int | None = 160,
+    answers_per_set: int = 48,
+    max_new_tokens: int = 48,
 ) -> dict[str, Any]:
     """Score every set with every system; return per-system metrics.
 
@@ -96,17 +206,21 @@ def evaluate_guard(
         guarded: The guard in front of ``lm``.
         baselines: Rings measured alone as baselines, never stacked (e.g. a keyword filter).
         target_fpr: Used to calibrate the embedding baseline like the guard.
-        wrappers: Attack names wrapping the validation prompts.
+        wrappers: Wrapper (or attack) names wrapping the validation prompts (default: the
+            evaluation family).
         include_harmbench: Add HarmBench val (harmful).
-        refusal_tokens: The model's refusal tokens, for the "model's own refusal" baseline.
+        refusal_tokens: The model's refusal tokens, for the first-token refusal baseline.
         progress: Show progress bars.
         batch_size: Prompts per forward pass.
+        max_per_set: Spread samples scored per set (None: all).
+        answers_per_set: Spread samples per set the model answers, for its own refusal (0: none).
+        max_new_tokens: Length of those answers.
     """
     from layerguard.directions.refusal import log_odds
     from layerguard.models.generate import last_logits
 
     t0 = time.time()
-    sets = eval_sets(wrappers, include_harmbench)
+    sets = eval_sets(default_wrappers() if wrappers is None else wrappers, include_harmbench, max_per_set)
     emb = embedding_baseline(target_fpr)
     systems: dict[str, dict[str, list[tuple[float, bool]]]] = {}
     stack_name = "stack (" + "+".join(guarded.guard.names) + ")"
@@ -136,11 +250,15 @@ def evaluate_guard(
                     add("baseline: model's own refusal (first token)", set_name, 1 / (1 + math.exp(-v)), v > 0)
             bar.update(1)
 
-    return {
+    refused = own_refusals(lm, sets, answers_per_set, max_new_tokens, batch_size) if answers_per_set > 0 else {}
+    result = {
         "sets": {k: {"harmful": h, "n": len(c)} for k, (h, c) in sets.items()},
         "systems": summarize(systems, sets),
+        "own_refusal": {k: rate(v) for k, v in refused.items()},
+        "at_model_fpr": at_model_fpr(systems, refused, sets),
         "duration_s": round(time.time() - t0, 1),
     }
+    return result
 
 
 def summarize(
@@ -148,8 +266,7 @@ def summarize(
 ) -> dict[str, Any]:
     """Per system: TPR/FPR with Wilson intervals per set, and AUROCs of the natural pairs."""
     out: dict[str, Any] = {}
-    pairs = [("harmful_val", "harmless_val"), ("harmful_val", "borderline_val"), ("harmbench_val", "harmless_val")]
-    pairs += [(k, k.replace("harmful_val", "harmless_val")) for k in sets if k.startswith("harmful_val+")]
+    pairs = _pairs(sets)
     for system, per_set in systems.items():
         entry: dict[str, Any] = {"rates": {}, "auroc": {}}
         for set_name, rows in per_set.items():
@@ -183,4 +300,23 @@ def markdown_table(result: dict[str, Any]) -> str:
         a1 = e["auroc"].get("harmful_val vs harmless_val", math.nan)
         a2 = e["auroc"].get("harmful_val vs borderline_val", math.nan)
         lines.append(f"| {system} | " + " | ".join(cells) + f" | {a1:.3f} | {a2:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_at_model_fpr(result: dict[str, Any]) -> str:
+    """Each system's TPR at the model's own refusal FPR, one table per (harmful, benign) pair."""
+    lines = []
+    for pair, row in result.get("at_model_fpr", {}).items():
+        own = row[OWN_REFUSAL]
+        lines += [
+            f"\n**{pair}**: the model refuses {own['tpr']['rate']:.2f} of the harmful prompts at FPR "
+            f"{own['fpr']['rate']:.2f} (answers judged; n = {own['tpr']['n']} / {own['fpr']['n']})\n",
+            "| system | TPR at the model's FPR | FPR reached |",
+            "|---|---|---|",
+        ]
+        for system, v in row.items():
+            if system == OWN_REFUSAL:
+                continue
+            t = v["tpr"]
+            lines.append(f"| {system} | {t['rate']:.2f} [{t['lo']:.2f}, {t['hi']:.2f}] | {v['fpr_achieved']:.2f} |")
     return "\n".join(lines) + "\n"

@@ -27,8 +27,7 @@ through the guard's ``tool_gate`` ring alone: ``allow`` passes, ``block`` (and c
 the request did not offer) is removed, ``escalate`` creates an escalation and is withheld;
 ``layerguard.tool_calls`` reports every decision. Without ``tools`` the text passes unchanged.
 
-Conversation ring: the input guard runs through
-:func:`~layerguard.guard.rings.conversation.check_with_conversation`, so a ``conversation``
+Conversation ring: the input guard is :meth:`GuardedModel.check`, so a ``conversation``
 ring sees the other rings' scores for the turn. The conversation is ``X-Conversation-Id``,
 else the request's ``user`` field, else a hash chain of the user messages.
 
@@ -60,6 +59,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from layerguard.guard.backend import Backend
+from layerguard.guard.guarded import GuardedModel
 from layerguard.guard.pipeline import Guard
 from layerguard.guard.tool_calls import ToolCallFilter, openai_tool_call, split_tool_calls
 from layerguard.service.audit import Auditor
@@ -144,7 +144,8 @@ class Service:
         limiter = rate_limiter if rate_limiter is not None else make_rate_limiter(store, config.rate_limiter)
         self.auth = Authenticator(config.resolve_keys(env), limiter, self.metrics)
         self.auditor = Auditor(store, self.metrics, config)
-        self.handler = ChatHandler(guard, backend, config, self.metrics, self.auth, self.auditor)
+        self.guarded = GuardedModel(guard, backend)
+        self.handler = ChatHandler(self.guarded, config, self.metrics, self.auth, self.auditor)
         self.model_names = self.handler.model_names
 
 

@@ -1,11 +1,12 @@
-"""The guard flow behind ``/v1/chat/completions`` and ``/v1/guard/check``.
+"""``/v1/chat/completions`` and ``/v1/guard/check``: HTTP adapters over :class:`GuardedModel`.
 
-One request goes: :meth:`ChatHandler.prepare` (the backend's prefill, whose activations the
-latent rings read) -> :meth:`ChatHandler.input_guard` -> a declined request is answered by
-:meth:`ChatHandler.decline` -> :meth:`ChatHandler.generate` (an output monitor may halt it) ->
-:meth:`ChatHandler.gate_tools` -> :meth:`ChatHandler.final_verdict` (audit row, token budget).
-The answer is one JSON completion (:meth:`ChatHandler.complete`) or an SSE stream
-(:meth:`ChatHandler.stream`) built from the same steps.
+The guard flow itself (prefill, input and turn rings, generation that an answer ring may
+halt, tool-call gating) is :class:`~layerguard.guard.guarded.GuardedModel`'s, the same one
+the red-team runner and guard evaluation use. This module adds what belongs to HTTP: rate
+limits and token budgets, escalations and their approval, audit rows, metrics, and the
+OpenAI JSON and SSE shapes. One request goes: :meth:`ChatHandler.prepare` ->
+:meth:`ChatHandler.input_guard` -> a declined request is answered by :meth:`ChatHandler.decline`
+-> :meth:`ChatHandler.generate` -> :meth:`ChatHandler.gate_tools` -> :meth:`ChatHandler.final_verdict`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from typing import Any
 
 from fastapi.responses import Response, StreamingResponse
 
-from layerguard.guard.backend import Backend, Chunk, GenerationParams
-from layerguard.guard.pipeline import Guard
-from layerguard.guard.rings.conversation import check_with_conversation
+from layerguard.guard.backend import Backend, GenerationParams
+from layerguard.guard.guarded import Finished, GuardedModel, Halted, TextChunk
 from layerguard.guard.tool_calls import ToolCallFilter, openai_tool_call, split_tool_calls
 from layerguard.guard.types import Exchange, GuardVerdict, Message, ToolCall
 from layerguard.service.audit import Auditor, declined_text, prompt_hash, verdict_summary
@@ -67,21 +67,19 @@ class Generation:
     """What the backend has produced so far for one request."""
 
     parts: list[str] = field(default_factory=list)
-    last: Chunk = field(default_factory=lambda: Chunk(""))
+    finish_reason: str | None = None
+    reported_usage: dict[str, int] = field(default_factory=dict)
+    halted_by: str | None = None  # the answer ring whose monitor halted generation, if one did
+    monitor_score: float | None = None
 
     @property
     def text(self) -> str:
         """The text generated so far."""
         return "".join(self.parts)
 
-    @property
-    def halted_by(self) -> str | None:
-        """The output monitor that halted generation, if one did."""
-        return self.last.halted_by
-
     def usage(self, messages: list[Message]) -> dict[str, int]:
         """Token usage (the backend's, else an estimate)."""
-        return token_usage(self.last.usage, messages, self.text)
+        return token_usage(self.reported_usage, messages, self.text)
 
 
 def backend_failed(ctx: RequestCtx, exc: Exception) -> ApiError:
@@ -95,12 +93,16 @@ def backend_failed(ctx: RequestCtx, exc: Exception) -> ApiError:
     )
 
 
+def allowed(verdict: GuardVerdict) -> GuardVerdict:
+    """The verdict to generate under: an approved escalation is answered as if allowed."""
+    return verdict if verdict.decision == "allow" else verdict.model_copy(update={"decision": "allow"})
+
+
 class ChatHandler:
     """Chat completions and guard checks: where the guard meets the model.
 
     Args:
-        guard: The guard (its ``tool_gate`` ring, if any, gates the model's tool calls).
-        backend: The model backend.
+        guarded: The guard in front of the model backend.
         config: Service settings (token limits, generation concurrency).
         metrics: The service's metrics.
         auth: Rate limits and token budgets.
@@ -109,21 +111,21 @@ class ChatHandler:
 
     def __init__(
         self,
-        guard: Guard,
-        backend: Backend,
+        guarded: GuardedModel,
         config: ServiceConfig,
         metrics: Metrics,
         auth: Authenticator,
         auditor: Auditor,
     ) -> None:
-        self.guard = guard
+        assert guarded.backend is not None, "the service needs a backend"
+        self.guarded = guarded
+        backend: Backend = guarded.backend
         self.backend = backend
         self.config = config
         self.metrics = metrics
         self.auth = auth
         self.auditor = auditor
         self.model_names = [backend.model_name, *config.model_aliases]
-        self.tool_gate = next((r for r in guard.rings if r.name == "tool_gate"), None)
         self.slots = GenerationSlots(
             config.generation_concurrency or (1 if not backend.text_only else None), config.queue_timeout_s
         )
@@ -145,7 +147,7 @@ class ChatHandler:
     def prepare(self, ctx: RequestCtx, exchange: Exchange) -> None:
         """Let the backend prepare the exchange (a local model's prefill records activations)."""
         try:
-            self.backend.prepare(exchange)
+            self.guarded.prepare(exchange)
         except ApiError:
             raise
         except Exception as exc:
@@ -153,61 +155,51 @@ class ChatHandler:
 
     def input_guard(self, exchange: Exchange) -> GuardVerdict:
         """The input verdict (conversation rings see the other rings' scores) and its metrics."""
-        verdict = check_with_conversation(self.guard, exchange)
+        verdict = self.guarded.check(exchange)
         self.metrics.guard_latency.observe(verdict.latency_ms / 1000)
         for v in verdict.rings:
             self.metrics.ring_latency.labels(v.ring).observe(v.latency_ms / 1000)
         return verdict
 
-    def generate(self, exchange: Exchange, params: GenerationParams, gen: Generation) -> Iterator[str]:
-        """Yield the backend's text, recording it in ``gen``; stops when an output monitor halts it."""
-        for c in self.backend.stream(exchange, params):
-            gen.last = c
-            if c.halted_by:
-                break
-            gen.parts.append(c.text)
-            yield c.text
-            if c.finish_reason:
-                break
+    def generate(
+        self, exchange: Exchange, verdict: GuardVerdict, params: GenerationParams, gen: Generation
+    ) -> Iterator[str]:
+        """Yield the answer's text, recording it in ``gen``; stops when an answer ring halts it."""
+        for event in self.guarded.respond(exchange, params, verdict=verdict):
+            if isinstance(event, TextChunk):
+                gen.parts.append(event.text)
+                yield event.text
+            elif isinstance(event, Halted):
+                gen.halted_by, gen.monitor_score = event.ring, event.score
+            elif isinstance(event, Finished):
+                gen.finish_reason, gen.reported_usage = event.finish_reason, event.usage
 
     def record_halt(self, gen: Generation, ext: dict[str, Any]) -> None:
         """Count a halted generation and report the monitor in the ``layerguard`` extension."""
         self.metrics.halts.labels(gen.halted_by).inc()
         ext["halted_by"] = gen.halted_by
-        ext["monitor_score"] = gen.last.monitor_score
+        ext["monitor_score"] = gen.monitor_score
 
     def gate_tools(self, ctx: RequestCtx, exchange: Exchange, calls: list[ToolCall], declared: set[str]) -> GateResult:
-        """Pass each proposed call through the tool gate: allowed, blocked (removed) or escalated (withheld)."""
+        """Pass each proposed call through the tool-call rings: allowed, blocked (removed) or escalated (withheld)."""
         out = GateResult()
-        for call in calls:
-            entry: dict[str, Any] = {"id": call.id, "name": call.name}
-            if declared and call.name not in declared:
-                entry.update(decision="block", explanation=f"tool {call.name!r} was not offered in the request")
-            elif self.tool_gate is None:
-                entry.update(decision="allow", explanation="no tool_gate ring configured")
-            else:
-                probe = exchange.model_copy(
-                    update={"tool_calls": [call], "meta": {k: v for k, v in exchange.meta.items() if k[:1] != "_"}}
-                )
-                try:
-                    v = self.tool_gate.check(probe)
-                    self.metrics.ring_latency.labels(v.ring).observe(v.latency_ms / 1000)
-                    decision = v.decision if v.decision in ("allow", "escalate") else "block"
-                    entry.update(decision=decision, score=round(v.score, 6), explanation=v.explanation)
-                except Exception as exc:  # a failing gate must not let the call through
-                    log.exception("tool gate failed")
-                    entry.update(decision="block", explanation=f"tool gate failed: {type(exc).__name__}")
-            if entry["decision"] == "escalate":
+        for gated in self.guarded.gate(exchange, calls, declared):
+            for v in gated.verdicts:
+                self.metrics.ring_latency.labels(v.ring).observe(v.latency_ms / 1000)
+            if gated.explanation.startswith("tool gate failed"):
+                log.error("tool gate failed for %s: %s", ctx.request_id, gated.explanation)
+            entry = gated.report()
+            if gated.decision == "escalate":
                 entry["escalation_id"] = self.auditor.escalate(
                     ctx,
                     "tool_call",
-                    f"tool call {call.name!r}: {entry.get('explanation', '')}",
-                    {"tool_call": call.model_dump(), "prompt_sha256": ctx.prompt_sha256, "preview": ctx.preview},
+                    f"tool call {gated.call.name!r}: {gated.explanation}",
+                    {"tool_call": gated.call.model_dump(), "prompt_sha256": ctx.prompt_sha256, "preview": ctx.preview},
                 )
-            self.metrics.tool_calls.labels(entry["decision"]).inc()
+            self.metrics.tool_calls.labels(gated.decision).inc()
             out.report.append(entry)
-            if entry["decision"] == "allow":
-                out.allowed.append(call)
+            if gated.decision == "allow":
+                out.allowed.append(gated.call)
         return out
 
     def final_verdict(
@@ -241,9 +233,10 @@ class ChatHandler:
             messages=messages,
             api_key=ctx.api_key,
             conversation_id=ctx.conversation_header or req.user,
-            meta={"request_id": ctx.request_id, "tools": [t.model_dump() for t in req.tools or []],
-                  "tool_choice": req.tool_choice},
-        )  # fmt: skip
+            request_id=ctx.request_id,
+            tools=[t.model_dump() for t in req.tools or []],
+            tool_choice=req.tool_choice,
+        )
         declared = {t.function.name for t in req.tools or []}
         slot = self.slots.acquire()
         slot.__enter__()
@@ -307,13 +300,13 @@ class ChatHandler:
         """Generate the whole answer, then gate its tool calls (a halted answer withholds its text)."""
         gen = Generation()
         try:
-            for _ in self.generate(exchange, params, gen):
+            for _ in self.generate(exchange, allowed(verdict), params, gen):
                 pass
         except Exception as exc:
             raise backend_failed(ctx, exc) from None
         text = gen.text
         usage = gen.usage(exchange.messages)
-        finish: str = gen.last.finish_reason or "stop"
+        finish: str = gen.finish_reason or "stop"
         tool_calls: list[dict[str, Any]] = []
         if gen.halted_by:
             self.record_halt(gen, ext)
@@ -349,12 +342,12 @@ class ChatHandler:
         gen = Generation()
         try:
             yield sse.event({"role": "assistant", "content": ""})
-            for text in self.generate(exchange, params, gen):
+            for text in self.generate(exchange, allowed(verdict), params, gen):
                 out = filt.feed(text) if filt is not None else text
                 if out:
                     yield sse.event({"content": out})
             usage = gen.usage(exchange.messages)
-            finish: str = gen.last.finish_reason or "stop"
+            finish: str = gen.finish_reason or "stop"
             if gen.halted_by:
                 self.record_halt(gen, ext)
                 finish = "content_filter"
@@ -429,7 +422,7 @@ class ChatHandler:
             messages=messages,
             api_key=ctx.api_key,
             conversation_id=req.conversation_id or ctx.conversation_header or req.user,
-            meta={"request_id": ctx.request_id},
+            request_id=ctx.request_id,
         )
         with self.slots.acquire():
             self.prepare(ctx, exchange)

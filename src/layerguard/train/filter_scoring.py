@@ -30,7 +30,6 @@ __all__ = [
 ]
 
 DEFAULT_TRAIN_SETS = ("builtin:harmful:train", "builtin:harmless:train", "builtin:borderline:train")
-_TEXT_RINGS_SKIPPED = ("tool_gate",)  # judges tool calls, which a corpus document has none of
 
 
 @dataclass(frozen=True)
@@ -67,109 +66,57 @@ class DocumentScorer(Protocol):
 
 
 class GuardScorer:
-    """Scores many documents at once with a guard's text rings.
+    """Scores many documents at once with a guard's text rings, through :class:`GuardedModel`.
 
-    The decode ring runs per document (it is pure Python); the classifier embeds the pieces
-    of *all* documents of a batch (raw text, decoded variants and long-text windows) in one
-    encoder call, shortest first so that padding stays small; other text rings (e.g. the
-    keyword ring) run per document and can veto. A piece repeated within a batch is embedded
-    once. Scores equal what
-    ``Guard.check(Exchange.from_prompt(text))`` gives, one document at a time.
+    Each document is judged as ``GuardedModel.score_many`` judges a request: the rings run in
+    the guard's order over the whole batch, and a ring that judges batches (the classifier
+    embeds the pieces of *all* documents of a batch in one encoder call) does so once. The
+    ``score_ring``'s score is the document's score, thresholded by the filter (the
+    ``--threshold`` applies to it); any other ring that decides to stop a document vetoes it.
 
     Args:
-        rings: The guard's rings (latent rings already left out); one must be a classifier ring.
+        guarded: The guard (text-only: rings that read model states are unavailable).
         guard_id: Recorded in the outputs and the summary.
-        unavailable: Configured rings that cannot run on text (listed in the summary).
-        encode_batch_size: Pieces per encoder forward pass.
+        score_ring: The ring whose score the filter thresholds.
 
     Raises:
-        InvalidInputError: the rings include no classifier ring.
+        InvalidInputError: the guard has no ring named ``score_ring``, or it has no threshold.
     """
 
-    def __init__(
-        self, rings: Sequence[Any], guard_id: str, *, unavailable: Sequence[str] = (), encode_batch_size: int = 64
-    ) -> None:
-        from layerguard.guard.rings.classifier import ClassifierRing
-        from layerguard.guard.rings.decode import DecodeRing
-
-        classifiers = [r for r in rings if isinstance(r, ClassifierRing)]
-        if not classifiers:
+    def __init__(self, guarded: Any, guard_id: str, *, score_ring: str = "classifier") -> None:
+        rings = {r.name: r for r in guarded.guard.at("input")}
+        primary = rings.get(score_ring)
+        threshold = getattr(getattr(primary, "model", None), "threshold", None)
+        if primary is None or threshold is None:
             raise InvalidInputError(
-                f"guard {guard_id} has no classifier ring; the corpus filter scores documents with it",
+                f"guard {guard_id} has no {score_ring} ring with a calibrated threshold to score documents with",
                 hint="build the guard with --classifier, or leave out --guard to use the built-in classifier",
             )
-        self.classifier: ClassifierRing = classifiers[0]
-        self.decoders = [r for r in rings if isinstance(r, DecodeRing)]
-        self.others = [
-            r
-            for r in rings
-            if not isinstance(r, ClassifierRing | DecodeRing) and getattr(r, "name", "") not in _TEXT_RINGS_SKIPPED
-        ]
+        self.guarded = guarded
+        self.score_ring = score_ring
         self.guard_id = guard_id
-        self.threshold = float(self.classifier.model.threshold)
-        self.rings = [r.name for r in [*self.decoders, self.classifier, *self.others]]
-        self.unavailable = list(unavailable)
-        self.encode_batch_size = encode_batch_size
+        self.threshold = float(threshold)
+        self.rings = [r.name for r in guarded.guard.at("input")]
+        self.unavailable = list(guarded.guard.unavailable)
 
     def score(self, texts: Sequence[str]) -> list[DocScore]:
         """Score a batch of documents (see the class docstring)."""
-        import torch
-
-        from layerguard.guard.rings.classifier import MAX_TEXTS, text_units
         from layerguard.guard.types import Exchange
 
-        exchanges = [Exchange.from_prompt(t) for t in texts]
-        ring_scores: list[dict[str, float]] = [{} for _ in texts]
-        for ex, rs in zip(exchanges, ring_scores, strict=True):
-            for ring in self.decoders:
-                rs[ring.name] = float(ring.check(ex).score)
-
-        units: list[str] = []
-        owner: list[int] = []
-        for i, ex in enumerate(exchanges):
-            for t in ex.texts()[:MAX_TEXTS]:
-                for u in text_units(t):
-                    units.append(u)
-                    owner.append(i)
-        best = [-1] * len(texts)
-        best_score = [0.0] * len(texts)
-        x: Any = None
-        if units:
-            # each distinct piece is embedded once (corpora repeat boilerplate), shortest first
-            slot: dict[str, int] = {}
-            ids = [slot.setdefault(u, len(slot)) for u in units]
-            distinct = list(slot)
-            order = sorted(range(len(distinct)), key=lambda k: len(distinct[k]))
-            x_sorted = self.classifier.encoder.encode([distinct[k] for k in order], self.encode_batch_size).float()
-            x_distinct = torch.empty_like(x_sorted)
-            x_distinct[torch.tensor(order)] = x_sorted
-            x = x_distinct[torch.tensor(ids)]
-            unit_scores = self.classifier.model.score_embeddings(x).tolist()
-            for k, (s, i) in enumerate(zip(unit_scores, owner, strict=True)):
-                if best[i] < 0 or s > best_score[i]:  # first maximum, as ClassifierRing.check picks it
-                    best[i], best_score[i] = k, float(s)
-        categories: list[str | None] = [None] * len(texts)
-        names = list(self.classifier.model.category_centroids)
-        scored = [i for i in range(len(texts)) if best[i] >= 0]
-        if scored and names:
-            sims = self.classifier.model.category_similarity(x[torch.tensor([best[i] for i in scored])]).tolist()
-            for i, row in zip(scored, sims, strict=True):
-                categories[i] = names[max(range(len(row)), key=lambda j: row[j])]
-
+        outcomes = self.guarded.score_many([Exchange.from_prompt(t) for t in texts], [None] * len(texts))
         out: list[DocScore] = []
-        for i, ex in enumerate(exchanges):
-            score = min(1.0, max(0.0, best_score[i]))
-            ring_scores[i][self.classifier.name] = score
-            category = categories[i]
-            vetoes: list[str] = []
-            for ring in self.others:
-                v = ring.check(ex)
-                ring_scores[i][ring.name] = float(v.score)
-                if v.decision != "allow":
-                    vetoes.append(ring.name)
-                    if score < self.threshold and v.category:
-                        category = v.category
-            out.append(DocScore(score, category, ring_scores[i], tuple(vetoes)))
+        for o in outcomes:
+            by_ring = {v.ring: v for v in o.verdict.rings}
+            primary = by_ring[self.score_ring]
+            score = min(1.0, max(0.0, float(primary.score)))
+            category = primary.category
+            if category is None:
+                sims = primary.category_scores
+                category = max(sims, key=lambda k: sims[k]) if sims else None
+            vetoes = tuple(n for n, v in by_ring.items() if n != self.score_ring and v.decision != "allow")
+            if score < self.threshold and vetoes:
+                category = by_ring[vetoes[0]].category or category
+            out.append(DocScore(score, category, {n: float(v.score) for n, v in by_ring.items()}, vetoes))
         return out
 
 
@@ -270,14 +217,16 @@ def load_scorer(
     Raises:
         InvalidInputError: a missing or invalid guard file, or a guard without a classifier ring.
     """
+    from layerguard.guard.guarded import GuardedModel
+
     if guard is None:
+        from layerguard.guard.pipeline import Guard
         from layerguard.guard.rings.classifier import ClassifierRing, Constitution
         from layerguard.guard.rings.decode import DecodeRing
+        from layerguard.guard.types import Ring
 
         model, key = default_classifier(cache_dir, log=log)
-        return GuardScorer([DecodeRing(), ClassifierRing(model, Constitution.load(None))], f"builtin:{key[:12]}")
-    from layerguard.guard.build import load_guard
-
+        rings: list[Ring] = [DecodeRing(), ClassifierRing(model, Constitution.load(None))]
+        return GuardScorer(GuardedModel(Guard(rings, stop_early=False)), f"builtin:{key[:12]}")
     path = Path(guard)
-    g = load_guard(path, text_only=True)
-    return GuardScorer(g.rings, guard_id_for(path), unavailable=g.unavailable)
+    return GuardScorer(GuardedModel.load(path), guard_id_for(path))

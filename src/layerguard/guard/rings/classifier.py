@@ -43,7 +43,7 @@ from layerguard.guard.rings.classifier_model import (
     train_classifier,
 )
 from layerguard.guard.rings.constitution import CONSTITUTION_RESOURCE, Constitution, HazardCategory, Principle
-from layerguard.guard.types import Decision, Exchange, RingVerdict
+from layerguard.guard.types import Decision, Exchange, RingVerdict, Stage
 
 __all__ = [
     "CONSTITUTION_RESOURCE",
@@ -124,7 +124,8 @@ class ClassifierRing:
     """
 
     name = "classifier"
-    needs_activations = False
+    stage: Stage = "input"
+    reads: tuple[str, ...] = ()
 
     def __init__(self, model: ClassifierModel, constitution: Constitution, encoder: TextEncoder | None = None) -> None:
         self.model = model
@@ -174,6 +175,41 @@ class ClassifierRing:
         t0 = time.perf_counter()
         texts = exchange.texts()[:MAX_TEXTS]
         scores, owner, x = self._unit_scores(texts)
+        return self._verdict(len(texts), scores, owner, x, t0)
+
+    def check_many(self, exchanges: Sequence[Exchange]) -> list[RingVerdict]:
+        """:meth:`check` for many exchanges with one encoder call over all their text pieces.
+
+        Each distinct piece is embedded once (corpora repeat boilerplate), shortest first so
+        that padding stays small; each exchange's verdict is then built as :meth:`check` builds it.
+        """
+        import torch
+
+        t0 = time.perf_counter()
+        texts = [ex.texts()[:MAX_TEXTS] for ex in exchanges]
+        units = [
+            [(i, u) for i, t in enumerate(ts) for u in text_units(t if isinstance(t, str) else str(t))] for ts in texts
+        ]
+        distinct = sorted({u for us in units for _, u in us}, key=len)
+        slot = {u: k for k, u in enumerate(distinct)}
+        if distinct:
+            x_all = self.encoder.encode(distinct).float()
+            s_all = self.model.score_embeddings(x_all).tolist()
+        else:
+            x_all, s_all = torch.zeros((0, 0)), []
+        out = []
+        for ts, us in zip(texts, units, strict=True):
+            rows = [slot[u] for _, u in us]
+            x = x_all[rows] if rows else torch.zeros((0, 0))
+            out.append(self._verdict(len(ts), [s_all[r] for r in rows], [i for i, _ in us], x, t0))
+        ms = (time.perf_counter() - t0) * 1000 / max(1, len(exchanges))
+        for v in out:
+            v.latency_ms = ms
+        return out
+
+    def _verdict(self, n_texts: int, scores: list[float], owner: list[int], x: Any, t0: float) -> RingVerdict:
+        """The verdict from the unit scores, their owner texts and embeddings."""
+        texts = range(n_texts)
         if not scores:
             return RingVerdict(
                 ring=self.name,

@@ -7,7 +7,7 @@ per conversation, an exponentially weighted *cumulative* risk
     R_t = decay * R_{t-1} + max(0, s_t - floor)
 
 where ``s_t`` is the highest score the other rings gave the current turn (the service
-puts them in ``exchange.meta["turn_scores"]``, ring name -> score) and ``floor`` is the
+puts them in ``exchange.turn_scores``, ring name -> score) and ``floor`` is the
 score an ordinary benign turn reaches. When ``R_t`` reaches ``escalate_at`` the turn is
 escalated for human review. A benign conversation stays near ``(s - floor) / (1 - decay)``
 with ``s`` below the floor, i.e. near zero; a conversation of steady moderate scores
@@ -20,7 +20,7 @@ messages are exactly those, finds it. Assistant messages are not hashed because 
 is not known when the turn is checked (and regenerated replies differ).
 
 Per API key, a burst detector counts turns that the other rings blocked
-(``exchange.meta["turn_decision"] == "block"``): ``burst_blocks`` of them within
+(``exchange.turn_decision == "block"``): ``burst_blocks`` of them within
 ``burst_window_s`` seconds block the key for ``cooldown_s`` seconds, whatever it sends.
 
 State lives in a :class:`ConversationState`: in memory by default (one process), or the
@@ -38,8 +38,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from layerguard.guard.pipeline import Guard
-from layerguard.guard.types import Decision, Exchange, GuardVerdict, RingVerdict, Stage
+from layerguard.guard.types import Decision, Exchange, RingVerdict, Stage
 
 
 @runtime_checkable
@@ -219,6 +218,10 @@ class ConversationRing:
         self.ttl_s = ttl_s
         self.clock = clock
 
+    def use_store(self, store: ConversationState) -> None:
+        """Keep conversation state in ``store`` (e.g. the service's SQL store, shared by replicas)."""
+        self.state = store
+
     def turn_score(self, exchange: Exchange) -> tuple[float, str | None]:
         """The highest usable score in ``meta["turn_scores"]`` and the ring that gave it."""
         raw = exchange.turn_scores
@@ -315,13 +318,3 @@ class ConversationRing:
         return verdict(
             "allow", score, f"cumulative risk {risk:.2f} over {turns} turns (< {self.escalate_at:g})", None, details
         )
-
-
-def check_with_conversation(guard: Guard, exchange: Exchange) -> GuardVerdict:
-    """Run a guard whose conversation ring(s) must see the other rings' scores for this turn.
-
-    Kept for callers of earlier versions: :meth:`Guard.check` now runs rings with
-    ``reads_turn = True`` last, with ``exchange.meta["turn_scores"]`` and
-    ``exchange.meta["turn_decision"]`` filled in.
-    """
-    return guard.check(exchange)
