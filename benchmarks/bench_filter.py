@@ -223,7 +223,7 @@ def main() -> None:
     result["scorer_load_s"] = round(time.perf_counter() - t0, 2)
     result["guard"] = scorer.guard_id
     result["threshold"] = scorer.threshold
-    naive_guard = Guard([*scorer.decoders, scorer.classifier], stop_early=False)
+    naive_guard = Guard(scorer.guarded.guard.rings, stop_early=False)  # the same rings, one document at a time
     scorer.score(["warm up the encoder"])
     tmp = Path(tempfile.mkdtemp(prefix="bench-filter-"))
 

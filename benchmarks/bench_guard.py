@@ -133,8 +133,8 @@ def request_overhead(
     lm: Any, latent: Any, monitor: Any, prompts: list[str], reps: int, max_tokens: int
 ) -> tuple[dict[str, Any], str]:
     from layerguard.guard.backend import GenerationParams
+    from layerguard.guard.backends.local import LocalBackend
     from layerguard.guard.build import local_backend_for
-    from layerguard.guard.local_backend import LocalBackend
     from layerguard.guard.pipeline import Guard
     from layerguard.guard.types import Exchange
 
@@ -142,7 +142,7 @@ def request_overhead(
     backend_a = LocalBackend(lm)
     backend_b = local_backend_for(guard, lm)
     assert backend_b.layers == [latent.model.layer] and backend_b.monitor is None
-    backend_c = LocalBackend(lm, layers=backend_b.layers, monitor=monitor)
+    backend_c = LocalBackend(lm, reads=guard.reads, monitor=monitor)
     params = GenerationParams(max_tokens=max_tokens)
 
     def run(variant: str, prompt: str) -> dict[str, Any]:

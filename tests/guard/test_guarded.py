@@ -85,3 +85,16 @@ def test_a_ring_without_declarations_is_refused():
 
     with pytest.raises(InvalidInputError, match="declares no valid stage"):
         Guard([Bare()])  # type: ignore[list-item]
+
+
+def test_respond_many_answers_allowed_requests_like_respond(guarded: GuardedModel):
+    prompts = ["Name three colours.", "What is the capital of France?"]
+    many = guarded.respond_many([Exchange.from_prompt(p) for p in prompts], max_new_tokens=10, batch_size=2)
+    for p, got in zip(prompts, many, strict=True):
+        events = list(guarded.respond(Exchange.from_prompt(p), GenerationParams(max_tokens=10)))
+        final = events[-1]
+        assert isinstance(final, Finished)
+        served = "block" if any(isinstance(e, Halted) for e in events) else final.verdict.decision
+        assert got.decision == served
+        if served == "allow":
+            assert got.text == final.text

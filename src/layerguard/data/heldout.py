@@ -76,6 +76,17 @@ def _texts(item: Any) -> list[str]:
     return []
 
 
+def _all_texts(item: Any) -> list[str]:
+    """Every message text of an item (a wrapper may put its template in any role)."""
+    if isinstance(item, Sample):
+        return [item.prompt, *(str(m.get("content", "")) for m in item.messages)]
+    if isinstance(item, str):
+        return [item]
+    if isinstance(item, Iterable):
+        return [str(m.get("content", "")) for m in item if isinstance(m, Mapping)]
+    return []
+
+
 def matches_held_out(item: Sample | str | Any) -> bool:
     """Whether any user text of ``item`` (a sample, a prompt or a conversation) is a held-out prompt."""
     digests = held_out_hashes()
@@ -115,14 +126,19 @@ def assert_not_held_out(samples: Iterable[Sample | str | Any], purpose: str) -> 
             content (its normalised text matches a shipped digest); the message counts them
             and names their sources and a few ids or prompt openings.
     """
+    from layerguard.data.wrappers import contains_evaluation_wrapper
+
     by_label: list[Any] = []
     by_content: list[Any] = []
+    by_wrapper: list[Any] = []
     for item in samples:
         if isinstance(item, Sample) and (item.meta.get("held_out") or item.split == "test"):
             by_label.append(item)
         elif matches_held_out(item):
             by_content.append(item)
-    held = by_label + by_content
+        elif any(contains_evaluation_wrapper(t) for t in _all_texts(item)):
+            by_wrapper.append(item)
+    held = by_label + by_content + by_wrapper
     if not held:
         return
     sources = sorted({(s.source or "?") if isinstance(s, Sample) else "python value" for s in held})
@@ -132,12 +148,15 @@ def assert_not_held_out(samples: Iterable[Sample | str | Any], purpose: str) -> 
         how.append(f"{len(by_label)} labelled held out")
     if by_content:
         how.append(f"{len(by_content)} whose text matches a StrongREJECT or HarmBench test prompt")
+    if by_wrapper:
+        how.append(f"{len(by_wrapper)} wrapped in an evaluation-family jailbreak wrapper")
     raise InvalidInputError(
         f"{len(held)} held-out evaluation sample(s) cannot be used for {purpose} "
         f"({'; '.join(how)}; sources: {', '.join(sources)}; first: {shown})",
         hint=(
-            f"held-out sets ({_HINT_SETS}) are for final evaluation only, however they are loaded "
-            f"(hf:, .jsonl, .csv or Python values); use builtin:* or harmbench:val for {purpose}"
+            f"held-out sets ({_HINT_SETS}) and the evaluation wrapper family are for final evaluation only, "
+            f"however they are loaded (hf:, .jsonl, .csv or Python values); use builtin:* or harmbench:val "
+            f"(and training-family wrappers) for {purpose}"
         ),
     )
 

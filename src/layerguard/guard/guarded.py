@@ -121,6 +121,15 @@ class Outcome:
         return {v.ring: v.decision != "allow" for v in self.verdict.rings}
 
 
+@dataclass
+class Answered:
+    """One request answered by :meth:`GuardedModel.respond_many`: the text the caller gets."""
+
+    text: str  # '' when the guard declined the request or stopped the answer
+    decision: Decision
+    verdict: GuardVerdict
+
+
 class GuardedModel:
     """A guard in front of a backend.
 
@@ -279,6 +288,33 @@ class GuardedModel:
             if decision == "allow" and any(v.decision == "block" for v in answer_verdicts):
                 decision = "block"  # an answer ring can only stop the answer
             out.append(Outcome(decision, final, first, ms))
+        return out
+
+    def respond_many(
+        self, exchanges: Sequence[Exchange], *, max_new_tokens: int = 64, batch_size: int = 8
+    ) -> list[Answered]:
+        """Answer many requests in batches (greedy), each decided as :meth:`respond` decides it.
+
+        Requests the input rings decline get no generation; the others are answered in
+        left-padded batches and their answers judged by the answer rings (a block stands for
+        a halt: the same running score over the same tokens decides it).
+
+        Raises:
+            InvalidInputError: no local model to generate with.
+        """
+        if self.lm is None:
+            raise InvalidInputError("respond_many generates with a local model", hint="pass lm= or a local backend")
+        from layerguard.models.generate import generate
+
+        firsts = self.score_many(exchanges, [None] * len(exchanges), batch_size=batch_size, record_all=False)
+        todo = [i for i, o in enumerate(firsts) if o.decision == "allow"]
+        convs = [[{"role": m.role, "content": m.content} for m in exchanges[i].messages] for i in todo]
+        texts = generate(self.lm, convs, max_new_tokens=max_new_tokens, batch_size=batch_size) if todo else []
+        fresh = [Exchange(messages=exchanges[i].messages) for i in todo]
+        judged = self.score_many(fresh, texts, batch_size=batch_size, record_all=False)
+        out = [Answered("", o.decision, o.verdict) for o in firsts]
+        for i, text, o in zip(todo, texts, judged, strict=True):
+            out[i] = Answered(text if o.decision == "allow" else "", o.decision, o.verdict)
         return out
 
     def _fill_states(self, exchanges: Sequence[Exchange], answers: Sequence[str | None], batch_size: int) -> None:

@@ -86,11 +86,6 @@ class RunStore:
             cur = self._db.execute("SELECT row FROM cells ORDER BY attack, sample_id, guarded")
             return [json.loads(r[0]) for r in cur]
 
-    def set_meta(self, key: str, value: Any) -> None:
-        """Store a JSON value under a key."""
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, default=float)))
-
     def close(self) -> None:
         """Close the connection."""
         self._db.close()
