@@ -2,7 +2,8 @@
 
 Used by the latent ring (probe variant), the classifier ring's sigmoid head and the
 output monitor. Features are standardized with statistics stored in the probe, so a
-saved probe is self-contained.
+saved probe is self-contained. On disk a probe is the shared artefact format
+(:mod:`layerguard.guard.artefacts`), alone or nested under a prefix in another artefact.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from layerguard.errors import InvalidInputError
+from layerguard.guard.artefacts import load_tensors, nest, reading, save_tensors, unnest
+
+KIND = "logistic_probe"
 
 
 @dataclass
@@ -75,7 +79,7 @@ class LogisticProbe:
         return cls(w.detach(), float(b.detach()), mean, std)
 
     def state(self) -> dict[str, Any]:
-        """Tensors for safetensors."""
+        """Tensors ``w``, ``b``, ``mean``, ``std`` (for safetensors)."""
         import torch
 
         return {"w": self.w, "b": torch.tensor([self.b]), "mean": self.mean, "std": self.std}
@@ -85,15 +89,27 @@ class LogisticProbe:
         """Rebuild from :meth:`state`."""
         return cls(state["w"], float(state["b"][0]), state["mean"], state["std"])
 
-    def save(self, path: Path) -> None:
-        """Write as safetensors."""
-        from safetensors.torch import save_file
-
-        save_file({k: v.contiguous() for k, v in self.state().items()}, str(path))
+    def tensors(self, prefix: str = "probe") -> dict[str, Any]:
+        """:meth:`state` nested under ``prefix`` (``probe.w``, ...), to store beside other tensors."""
+        return nest(prefix, self.state())
 
     @classmethod
-    def load(cls, path: Path) -> LogisticProbe:
-        """Read a probe written by :meth:`save`."""
-        from safetensors.torch import load_file
+    def from_tensors(cls, tensors: dict[str, Any], prefix: str = "probe") -> LogisticProbe:
+        """Rebuild from :meth:`tensors` (``KeyError`` when an entry is missing)."""
+        return cls.from_state(unnest(prefix, tensors))
 
-        return cls.from_state(load_file(str(path)))
+    def save(self, directory: Path, stem: str = "probe", provenance: dict[str, Any] | None = None) -> Path:
+        """Write ``stem.safetensors`` + ``stem.json`` (kind ``logistic_probe``); returns the JSON path."""
+        return save_tensors(directory, stem, KIND, self.tensors(), {"d": int(self.w.shape[0])}, provenance)
+
+    @classmethod
+    def load(cls, directory: Path, stem: str = "probe") -> LogisticProbe:
+        """Read a probe written by :meth:`save`.
+
+        Raises:
+            InvalidInputError: the files are missing, of another kind or corrupt.
+        """
+        hint = "save one with LogisticProbe.save(directory)"
+        art = load_tensors(directory, stem, KIND, what="logistic probe", hint=hint)
+        with reading("logistic probe", directory, hint):
+            return cls.from_tensors(art.tensors)

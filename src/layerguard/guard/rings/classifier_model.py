@@ -5,12 +5,11 @@ all-MiniLM-L6-v2 embeddings ``h(x)`` of the constitution's examples plus labelle
 sets, and calibrates its threshold to a target false-positive rate on the benign training
 prompts. Categories are assigned by cosine to per-category centroids of the positive
 embeddings. :class:`ClassifierModel` holds the result and reads and writes it
-(safetensors + JSON).
+(the shared artefact format of :mod:`layerguard.guard.artefacts`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter
@@ -21,13 +20,16 @@ from typing import Any, Literal, Protocol
 
 from layerguard.data.loaders import assert_not_held_out
 from layerguard.data.samples import Sample
-from layerguard.errors import CorruptModelError, InvalidInputError
+from layerguard.errors import InvalidInputError
+from layerguard.guard.artefacts import load_tensors, nest, reading, save_tensors
 from layerguard.guard.calibration import rates, threshold_for_fpr
 from layerguard.guard.probe import LogisticProbe
 from layerguard.guard.rings.constitution import Constitution
 
-MODEL_TENSORS = "classifier.safetensors"
-MODEL_META = "classifier.json"
+STEM = "classifier"
+KIND = "classifier"
+MODEL_TENSORS = f"{STEM}.safetensors"
+MODEL_META = f"{STEM}.json"
 
 DEFAULT_L2 = 1e-1
 DEFAULT_FOLDS = 5
@@ -63,6 +65,7 @@ class ClassifierModel:
         constitution_sha256: Digest of the constitution used for training.
         target_fpr: The false-positive rate the threshold was calibrated to.
         stats: Training statistics (counts, train AUROC, train TPR/FPR at the threshold).
+        provenance: What else identifies the training data (``data_sha256`` of the prompts).
     """
 
     probe: LogisticProbe
@@ -72,6 +75,7 @@ class ClassifierModel:
     constitution_sha256: str
     target_fpr: float = 0.05
     stats: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def score_embeddings(self, x: Any) -> Any:
         """Probability of a policy violation ``[n]`` for embeddings ``[n, d]``."""
@@ -88,15 +92,9 @@ class ClassifierModel:
 
     def save(self, directory: str | Path) -> None:
         """Write ``classifier.safetensors`` (head and centroids) and ``classifier.json`` (the rest)."""
-        from safetensors.torch import save_file
-
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        tensors = {f"probe.{k}": v.contiguous() for k, v in self.probe.state().items()}
-        tensors.update({f"category.{k}": v.contiguous() for k, v in self.category_centroids.items()})
-        save_file(tensors, str(d / MODEL_TENSORS))
+        tensors = self.probe.tensors("probe")
+        tensors.update(nest("category", self.category_centroids))
         meta = {
-            "format": 1,
             "threshold": self.threshold,
             "target_fpr": self.target_fpr,
             "categories": list(self.category_centroids),
@@ -104,44 +102,31 @@ class ClassifierModel:
             "constitution_sha256": self.constitution_sha256,
             "stats": self.stats,
         }
-        (d / MODEL_META).write_text(json.dumps(meta, indent=2, default=float), encoding="utf-8")
+        provenance = {"encoder": self.encoder_name, "constitution_sha256": self.constitution_sha256}
+        save_tensors(directory, STEM, KIND, tensors, meta, {**provenance, **self.provenance})
 
     @classmethod
     def load(cls, directory: str | Path) -> ClassifierModel:
-        """Read what :meth:`save` wrote.
+        """Read what :meth:`save` wrote (or the classifier's format-1 files, which have the same layout).
 
         Raises:
-            InvalidInputError: the folder holds no classifier.
-            CorruptModelError: the files are unreadable or inconsistent.
+            InvalidInputError: the folder holds no classifier, or its files are unreadable or
+                inconsistent (then also a CorruptModelError).
         """
-        from safetensors.torch import load_file
-
-        d = Path(directory)
-        meta_path, tensor_path = d / MODEL_META, d / MODEL_TENSORS
-        if not meta_path.is_file() or not tensor_path.is_file():
-            raise InvalidInputError(
-                f"{d} holds no classifier ({MODEL_META} and {MODEL_TENSORS})",
-                hint="train one with layerguard.guard.rings.classifier.train_classifier(...).save(dir)",
-            )
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            t = load_file(str(tensor_path))
-            probe = LogisticProbe.from_state({k[6:]: v for k, v in t.items() if k.startswith("probe.")})
-            centroids = {c: t[f"category.{c}"] for c in meta["categories"]}
+        hint = "train one with layerguard.guard.rings.classifier.train_classifier(...).save(dir)"
+        art = load_tensors(directory, STEM, KIND, what="classifier", hint=hint)
+        with reading("classifier", directory, hint):
+            meta = art.meta
             return cls(
-                probe=probe,
+                probe=LogisticProbe.from_tensors(art.tensors, "probe"),
                 threshold=float(meta["threshold"]),
-                category_centroids=centroids,
+                category_centroids={c: art.tensors[f"category.{c}"] for c in meta["categories"]},
                 encoder_name=str(meta["encoder"]),
                 constitution_sha256=str(meta["constitution_sha256"]),
                 target_fpr=float(meta.get("target_fpr", math.nan)),
                 stats=dict(meta.get("stats", {})),
+                provenance={k: v for k, v in art.provenance.items() if k not in ("encoder", "constitution_sha256")},
             )
-        except (KeyError, ValueError, TypeError, OSError) as exc:
-            raise CorruptModelError(
-                f"the classifier in {d} is corrupt or incomplete ({type(exc).__name__}: {exc})",
-                hint="retrain and save it again",
-            ) from None
 
 
 def _out_of_fold_scores(x: Any, y: Any, l2: float, folds: int, seed: int) -> list[float]:
@@ -218,6 +203,8 @@ def train_classifier(
     """
     import torch
 
+    from layerguard.directions.extract import data_hash
+
     t0 = time.perf_counter()
     _check_calibration(calibration, folds)
     assert_not_held_out([*harmful, *benign], "classifier training")
@@ -262,6 +249,7 @@ def train_classifier(
         constitution_sha256=constitution.sha256,
         target_fpr=target_fpr,
         stats=stats,
+        provenance={"data_sha256": data_hash(harmful, benign)},
     )
 
 

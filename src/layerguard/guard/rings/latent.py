@@ -6,26 +6,38 @@ forward pass that serves the request (``Exchange.activations``), so it adds no m
 call of its own; given only text, it runs one forward pass through the local model.
 
 Two variants:
-- ``centroid`` (training-free): project onto the difference of the harmful and harmless
-  centroids and map through a 1-D logistic fitted on calibration prompts;
+- ``centroid`` (training-free): project onto the harmfulness :class:`Direction` (the
+  difference of the harmful and harmless centroids, from
+  :func:`layerguard.directions.extract.diff_in_means`) at the chosen layer and map through a
+  1-D logistic fitted on calibration prompts;
 - ``probe``: a logistic-regression probe on the full hidden state.
 Per-category scores compare the state with each harm category's centroid.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from layerguard.activations.hooks import read_name
+from layerguard.directions.direction import Direction
 from layerguard.errors import InvalidInputError
+from layerguard.guard.artefacts import (
+    direction_entries,
+    direction_from_entries,
+    load_tensors,
+    nest,
+    reading,
+    save_tensors,
+)
 from layerguard.guard.probe import LogisticProbe
 from layerguard.guard.types import Decision, Exchange, RingVerdict, Stage
 
 Variant = Literal["centroid", "probe"]
+STEM = "latent"
+KIND = "latent_guard"
 
 
 def hook_name(layer: int) -> str:
@@ -35,19 +47,63 @@ def hook_name(layer: int) -> str:
 
 @dataclass
 class LatentGuardModel:
-    """The fitted artefacts of a latent ring."""
+    """The fitted artefacts of a latent ring.
+
+    Attributes:
+        layer: The layer whose ``t_inst`` state is scored.
+        variant: ``centroid`` or ``probe``.
+        direction: Unit vector ``[d]`` at ``layer`` (harmful centroid - harmless centroid).
+        scorer: Logistic probe on the 1-D projection (centroid) or on the full state (probe).
+        threshold: Scores at or above it block.
+        category_centroids: Category -> unit ``[d]`` vector (its harmful centroid - harmless centroid).
+        category_thresholds: Per-category thresholds (category -> score).
+        model_id: ``name@sha12`` of the model it reads.
+        weights_sha256: Weights hash of that model.
+        template_sha256: Chat-template hash it was fitted with.
+        meta: Build statistics.
+        harmfulness: The per-layer :class:`Direction` (role ``harmfulness`` at ``t_inst``) that
+            ``direction`` is the unit vector of, with its provenance; None for a model made
+            from a bare vector (fold models, files of format 0).
+    """
 
     layer: int
     variant: Variant
-    direction: Any  # [d] unit vector (harmful centroid - harmless centroid)
-    scorer: LogisticProbe  # on the 1-D projection (centroid) or on the full state (probe)
+    direction: Any
+    scorer: LogisticProbe
     threshold: float
-    category_centroids: dict[str, Any] = field(default_factory=dict)  # category -> [d] unit vector
+    category_centroids: dict[str, Any] = field(default_factory=dict)
     category_thresholds: dict[str, float] = field(default_factory=dict)
     model_id: str = ""
     weights_sha256: str = ""
     template_sha256: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    harmfulness: Direction | None = None
+
+    @classmethod
+    def from_direction(
+        cls, harmfulness: Direction, variant: Variant, scorer: LogisticProbe, threshold: float
+    ) -> LatentGuardModel:
+        """The model scoring at ``harmfulness.layer`` along its unit vector, with its provenance.
+
+        Raises:
+            InvalidInputError: the direction has no selected layer.
+        """
+        layer = harmfulness.layer
+        if layer is None:
+            raise InvalidInputError(
+                f"the {harmfulness.role} direction has no selected layer", hint="use direction.with_layer(layer)"
+            )
+        return cls(
+            layer=layer,
+            variant=variant,
+            direction=harmfulness.unit(layer),
+            scorer=scorer,
+            threshold=threshold,
+            model_id=harmfulness.model_id,
+            weights_sha256=harmfulness.weights_sha256,
+            template_sha256=harmfulness.template_sha256,
+            harmfulness=harmfulness,
+        )
 
     def features(self, h: Any) -> Any:
         """``[n, k]`` features from hidden states ``[n, d]``."""
@@ -69,15 +125,10 @@ class LatentGuardModel:
         return torch.nn.functional.normalize(h.float(), dim=-1) @ cents.T
 
     def save(self, directory: Path) -> None:
-        """Write ``latent.safetensors`` and ``latent.json``."""
-        from safetensors.torch import save_file
-
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {"direction": self.direction.contiguous()}
-        tensors.update({f"scorer.{k}": v.contiguous() for k, v in self.scorer.state().items()})
-        tensors.update({f"category.{k}": v.contiguous() for k, v in self.category_centroids.items()})
-        save_file(tensors, str(directory / "latent.safetensors"))
-        meta = {
+        """Write ``latent.safetensors`` and ``latent.json`` (the shared artefact format)."""
+        tensors = {"direction": self.direction, **self.scorer.tensors("scorer")}
+        tensors.update(nest("category", self.category_centroids))
+        meta: dict[str, Any] = {
             "layer": self.layer,
             "variant": self.variant,
             "threshold": self.threshold,
@@ -88,34 +139,44 @@ class LatentGuardModel:
             "template_sha256": self.template_sha256,
             "meta": self.meta,
         }
-        (directory / "latent.json").write_text(json.dumps(meta, indent=2, default=float))
+        provenance = {
+            "model_id": self.model_id,
+            "weights_sha256": self.weights_sha256,
+            "template_sha256": self.template_sha256,
+        }
+        if self.harmfulness is not None:
+            dir_tensors, meta["harmfulness"] = direction_entries(self.harmfulness, "harmfulness")
+            tensors.update(dir_tensors)
+            if "data_sha256" in self.harmfulness.meta:
+                provenance["data_sha256"] = self.harmfulness.meta["data_sha256"]
+        save_tensors(directory, STEM, KIND, tensors, meta, provenance)
 
     @classmethod
     def load(cls, directory: Path) -> LatentGuardModel:
-        """Read what :meth:`save` wrote."""
-        from safetensors.torch import load_file
+        """Read what :meth:`save` wrote (also files of format 0, which have no stored Direction).
 
-        meta_path = directory / "latent.json"
-        if not meta_path.is_file():
-            raise InvalidInputError(
-                f"{directory} holds no latent guard (latent.json)", hint="run `layerguard guard build`"
+        Raises:
+            InvalidInputError: the files are missing, of another kind or corrupt.
+        """
+        hint = "run `layerguard guard build`"
+        art = load_tensors(directory, STEM, KIND, what="latent guard", hint=hint)
+        t, meta = art.tensors, art.meta
+        with reading("latent guard", directory, hint):
+            harm = meta.get("harmfulness")
+            return cls(
+                layer=int(meta["layer"]),
+                variant=meta["variant"],
+                direction=t["direction"],
+                scorer=LogisticProbe.from_tensors(t, "scorer"),
+                threshold=float(meta["threshold"]),
+                category_centroids={c: t[f"category.{c}"] for c in meta["categories"]},
+                category_thresholds=dict(meta.get("category_thresholds", {})),
+                model_id=str(meta["model_id"]),
+                weights_sha256=str(meta["weights_sha256"]),
+                template_sha256=str(meta["template_sha256"]),
+                meta=dict(meta.get("meta", {})),
+                harmfulness=None if harm is None else direction_from_entries(t, harm, "harmfulness"),
             )
-        meta = json.loads(meta_path.read_text())
-        t = load_file(str(directory / "latent.safetensors"))
-        scorer = LogisticProbe.from_state({k[7:]: v for k, v in t.items() if k.startswith("scorer.")})
-        return cls(
-            layer=meta["layer"],
-            variant=meta["variant"],
-            direction=t["direction"],
-            scorer=scorer,
-            threshold=meta["threshold"],
-            category_centroids={c: t[f"category.{c}"] for c in meta["categories"]},
-            category_thresholds=meta.get("category_thresholds", {}),
-            model_id=meta["model_id"],
-            weights_sha256=meta["weights_sha256"],
-            template_sha256=meta["template_sha256"],
-            meta=meta.get("meta", {}),
-        )
 
 
 class LatentRing:
@@ -154,17 +215,27 @@ class LatentRing:
     def check(self, exchange: Exchange) -> RingVerdict:
         """Score the exchange; block at or above the calibrated (per-category) threshold.
 
+        An empty last user message (and no activations given) is allowed with score 0.
+
         When an earlier ring decoded hidden text (``exchange.derived_texts``) and a local
         model is at hand, each plaintext also goes through the model once and the most
         harmful reading counts: an encoding that hides the request from the model's first
         reading does not hide it from this one.
         """
         t0 = time.perf_counter()
+        key = hook_name(self.model.layer)
+        if not (exchange.activations and key in exchange.activations) and not exchange.last_user.strip():
+            # an empty instruction has no t_inst to read, and nothing harmful in it
+            return RingVerdict(
+                ring=self.name,
+                score=0.0,
+                latency_ms=(time.perf_counter() - t0) * 1000,
+                explanation="empty user message: no instruction to read",
+            )
         states = [self.hidden(exchange).float()]
         if exchange.derived_texts and self.lm is not None:
             extra = [Exchange.from_prompt(t) for t in exchange.derived_texts[:8] if t.strip()]
             if extra:
-                key = hook_name(self.model.layer)
                 states += [st[key].float() for st in latent_states(self.lm, extra, [self.model.layer])]
         scores = self.model.score(torch_stack(states)).tolist()
         best = max(range(len(scores)), key=lambda i: scores[i])

@@ -12,7 +12,6 @@ not refuse are positives; answers to harmless prompts and refusals are negatives
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,14 +20,22 @@ from typing import Any
 
 from layerguard.activations.hooks import HookPoint, read_name, residual_hooks
 from layerguard.errors import InvalidInputError
+from layerguard.guard.artefacts import load_tensors, provenance_of, reading, save_tensors
 from layerguard.guard.calibration import threshold_for_fpr
 from layerguard.guard.probe import LogisticProbe
 from layerguard.guard.types import Decision, Exchange, RingVerdict, Stage
 
+STEM = "monitor"
+KIND = "output_monitor"
+
 
 @dataclass
 class OutputMonitor:
-    """The fitted monitor: layer, token probe, EMA rate, threshold and minimum tokens before a halt."""
+    """The fitted monitor: layer, token probe, EMA rate, threshold and minimum tokens before a halt.
+
+    ``provenance`` names the model (id, weights and template hashes) and the prompts
+    (``data_sha256``) it was fitted on; it is written with the monitor.
+    """
 
     layer: int
     probe: LogisticProbe
@@ -36,6 +43,7 @@ class OutputMonitor:
     alpha: float = 0.3
     min_tokens: int = 4
     meta: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)  # model and data it was fitted on
 
     def start(self) -> dict[str, Any]:
         """A fresh running state for one generation."""
@@ -61,9 +69,7 @@ class OutputMonitor:
         return max(tr[self.min_tokens - 1 :], default=0.0)
 
     def save(self, directory: Path) -> None:
-        """Write ``monitor.safetensors`` + ``monitor.json``."""
-        directory.mkdir(parents=True, exist_ok=True)
-        self.probe.save(directory / "monitor.safetensors")
+        """Write ``monitor.safetensors`` + ``monitor.json`` (the shared artefact format)."""
         meta = {
             "layer": self.layer,
             "threshold": self.threshold,
@@ -71,22 +77,30 @@ class OutputMonitor:
             "min_tokens": self.min_tokens,
             "meta": self.meta,
         }
-        (directory / "monitor.json").write_text(json.dumps(meta, indent=2, default=float))
+        save_tensors(directory, STEM, KIND, self.probe.tensors(), meta, self.provenance)
 
     @classmethod
     def load(cls, directory: Path) -> OutputMonitor:
-        """Read what :meth:`save` wrote."""
-        if not (directory / "monitor.json").is_file():
-            raise InvalidInputError(f"{directory} holds no output monitor", hint="build with --output-monitor")
-        meta = json.loads((directory / "monitor.json").read_text())
-        return cls(
-            meta["layer"],
-            LogisticProbe.load(directory / "monitor.safetensors"),
-            meta["threshold"],
-            meta["alpha"],
-            meta["min_tokens"],
-            meta.get("meta", {}),
-        )
+        """Read what :meth:`save` wrote.
+
+        Raises:
+            InvalidInputError: the files are missing, of another kind or corrupt.
+        """
+        hint = "build with --output-monitor"
+        art = load_tensors(directory, STEM, KIND, what="output monitor", hint=hint)
+        with reading("output monitor", directory, hint):
+            # format 0 stored the probe's tensors without a prefix
+            probe = LogisticProbe.from_tensors(art.tensors) if art.version else LogisticProbe.from_state(art.tensors)
+            m = art.meta
+            return cls(
+                int(m["layer"]),
+                probe,
+                float(m["threshold"]),
+                float(m["alpha"]),
+                int(m["min_tokens"]),
+                dict(m.get("meta", {})),
+                art.provenance,
+            )
 
 
 def response_states(lm: Any, prompt: Any, response: str, layer: int) -> Any:
@@ -143,6 +157,7 @@ def build_output_monitor(
     """
     import torch
 
+    from layerguard.directions.extract import data_hash
     from layerguard.directions.refusal import is_refusal_text
     from layerguard.models.generate import generate
 
@@ -198,6 +213,7 @@ def build_output_monitor(
         for i in held_n:
             neg_scores[i] = fold.response_score(states_neg[i])
     mon = OutputMonitor(layer, fit(states_pos, states_neg), threshold=threshold_for_fpr(neg_scores, target_fpr))
+    mon.provenance = provenance_of(lm, data_sha256=data_hash(list(harmful), list(benign)))
     mon.meta = {
         "n_positive": len(pos),
         "n_negative": len(neg),

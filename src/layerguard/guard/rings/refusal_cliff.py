@@ -17,16 +17,19 @@ with one teacher-forced pass.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from layerguard.activations.hooks import HookPoint, read_name, residual_hooks
-from layerguard.errors import InvalidInputError, TemplateError
+from layerguard.errors import TemplateError
+from layerguard.guard.artefacts import load_tensors, reading, save_tensors
 from layerguard.guard.probe import LogisticProbe
 from layerguard.guard.rings.output_monitor import AnswerRing
 from layerguard.guard.types import Exchange
+
+STEM = "refusal_cliff"
+KIND = "refusal_cliff"
 
 
 @dataclass
@@ -77,6 +80,7 @@ class RefusalCliffSignal:
         alpha: Weight of the newest token in the moving average of the current intention.
         min_tokens: Generated tokens before a halt is allowed.
         meta: Training statistics.
+        provenance: The model (id, weights and template hashes) and data it was fitted on.
     """
 
     layer: int
@@ -86,6 +90,7 @@ class RefusalCliffSignal:
     alpha: float = 0.5
     min_tokens: int = 1
     meta: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> dict[str, Any]:
         """A fresh running state for one generation."""
@@ -120,9 +125,7 @@ class RefusalCliffSignal:
         return float(st["max"])
 
     def save(self, directory: Path) -> None:
-        """Write ``refusal_cliff.safetensors`` + ``refusal_cliff.json``."""
-        directory.mkdir(parents=True, exist_ok=True)
-        self.probe.save(directory / "refusal_cliff.safetensors")
+        """Write ``refusal_cliff.safetensors`` + ``refusal_cliff.json`` (the shared artefact format)."""
         meta = {
             "layer": self.layer,
             "threshold": self.threshold,
@@ -131,25 +134,31 @@ class RefusalCliffSignal:
             "min_tokens": self.min_tokens,
             "meta": self.meta,
         }
-        (directory / "refusal_cliff.json").write_text(json.dumps(meta, indent=2, default=float))
+        save_tensors(directory, STEM, KIND, self.probe.tensors(), meta, self.provenance)
 
     @classmethod
     def load(cls, directory: Path) -> RefusalCliffSignal:
-        """Read what :meth:`save` wrote."""
-        if not (directory / "refusal_cliff.json").is_file():
-            raise InvalidInputError(
-                f"{directory} holds no refusal-cliff signal", hint="train one with `layerguard lab cliff`"
+        """Read what :meth:`save` wrote.
+
+        Raises:
+            InvalidInputError: the files are missing, of another kind or corrupt.
+        """
+        hint = "train one with `layerguard lab cliff`"
+        art = load_tensors(directory, STEM, KIND, what="refusal-cliff signal", hint=hint)
+        with reading("refusal-cliff signal", directory, hint):
+            # format 0 stored the probe's tensors without a prefix
+            probe = LogisticProbe.from_tensors(art.tensors) if art.version else LogisticProbe.from_state(art.tensors)
+            m = art.meta
+            return cls(
+                int(m["layer"]),
+                probe,
+                float(m["threshold"]),
+                float(m["min_peak"]),
+                float(m["alpha"]),
+                int(m["min_tokens"]),
+                dict(m.get("meta", {})),
+                art.provenance,
             )
-        meta = json.loads((directory / "refusal_cliff.json").read_text())
-        return cls(
-            meta["layer"],
-            LogisticProbe.load(directory / "refusal_cliff.safetensors"),
-            meta["threshold"],
-            meta["min_peak"],
-            meta["alpha"],
-            meta["min_tokens"],
-            meta.get("meta", {}),
-        )
 
 
 class RefusalCliffRing(AnswerRing):
