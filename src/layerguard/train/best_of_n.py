@@ -46,7 +46,7 @@ from layerguard.train.constrained import (
     SafetyConstrainedReward,
     safety_penalty,
 )
-from layerguard.train.reward_inputs import PromptJudge
+from layerguard.train.reward_inputs import PromptJudge, RewardInput
 from layerguard.train.rules import ConstitutionalReward, Rule
 from layerguard.train.sampling import Candidate, sample_completions
 from layerguard.version import __version__
@@ -237,33 +237,96 @@ def select_and_evaluate(
             f"{len(samples)} samples but {len(greedy)} greedy answers and {len(cands)} candidate lists",
             hint="one greedy answer and a non-empty candidate list per sample",
         )
-    # score every candidate once, in TRL's call convention (one prompt per completion)
     t1 = time.perf_counter()
+    sc = _score_candidates(samples, cands, s, prompt_judge, rules)
+    chosen, records, dual = _select(samples, greedy, cands, s, sc)
+    t_score = time.perf_counter() - t1
+
+    answers = {"greedy": list(greedy)}
+    for name, idx in chosen.items():
+        answers[name] = [cands[i][j].text for i, j in enumerate(idx)]
+    results = {name: _evaluate(samples, texts, sc.help_fn) for name, texts in answers.items()}
+    judge_vs_label: dict[str, Any] = {}
+    if not s.prompt_labels:
+        for label in sorted({x.label for x in samples}):
+            flags = [rec["prompt_judge"]["harmful"] for rec in records if rec["label"] == label]
+            judge_vs_label[label] = {"flagged_harmful": rate(flags)}
+    summary = {
+        "model": model_id,
+        "layerguard_version": __version__,
+        "settings": asdict(s) | {"sets": list(s.sets)},
+        "n_prompts": len(samples),
+        "prompts_per_label": {lab: sum(x.label == lab for x in samples) for lab in sorted({x.label for x in samples})},
+        "rewards": _reward_notes(s, sc.constitutional),
+        "results": results,
+        "candidates_available": _availability(samples, cands),
+        "candidates_finished": rate([c.finished for cs in cands for c in cs]),
+        "prompt_judge_vs_label": judge_vs_label,
+        "lambda_dual_history": dual.history,
+        "kl_bound_nats_analytic": math.log(s.n) - (s.n - 1) / s.n,
+        "seconds": (seconds or {}) | {"scoring": round(t_score, 1)},
+    }
+    return summary, records
+
+
+@dataclass
+class _Scores:
+    """Every candidate's rewards, flat in (sample, candidate) order, and the reward functions."""
+
+    help_fn: HelpfulnessProxy
+    safety: SafetyConstrainedReward
+    constitutional: ConstitutionalReward
+    comp: dict[str, list[float]]  # "help", "harm", "reward" (safety)
+    const: list[dict[str, Any]]  # constitutional "reward" and "rules"
+    infos: list[RewardInput]  # the prompt judge's view of each prompt
+    comp_lab: dict[str, list[float]] | None = None  # the same given the true labels (without prompt_labels)
+    const_lab: list[dict[str, Any]] | None = None
+
+
+def _score_candidates(
+    samples: Sequence[Sample],
+    cands: Sequence[Sequence[Candidate]],
+    s: BestOfNSettings,
+    prompt_judge: PromptJudge | None,
+    rules: Sequence[Rule] | None,
+) -> _Scores:
+    """Score every candidate once, in TRL's call convention (one prompt per completion)."""
     flat_p = [x.prompt for x, cs in zip(samples, cands, strict=True) for _ in cs]
     flat_c = [c.text for cs in cands for c in cs]
-    kw: dict[str, Any] = {}
-    if s.prompt_labels:
-        kw = {
-            "label": [x.label for x, cs in zip(samples, cands, strict=True) for _ in cs],
-            "category": [x.category for x, cs in zip(samples, cands, strict=True) for _ in cs],
-        }
+    lab_kw = {
+        "label": [x.label for x, cs in zip(samples, cands, strict=True) for _ in cs],
+        "category": [x.category for x, cs in zip(samples, cands, strict=True) for _ in cs],
+    }
+    kw: dict[str, Any] = lab_kw if s.prompt_labels else {}
     help_fn = HelpfulnessProxy(s.target_words)
     harm_fn = HarmReward(prompt_judge)
     safety = SafetyConstrainedReward(help_fn, harm_fn, tau=s.tau, lam=s.lam)
     constitutional = ConstitutionalReward(rules, prompt_judge)
-    comp = safety.components(flat_p, flat_c, **kw)
-    const_details = constitutional.details(flat_p, flat_c, **kw)
-    infos = harm_fn.inputs(flat_p, flat_c, **kw)
+    sc = _Scores(
+        help_fn=help_fn,
+        safety=safety,
+        constitutional=constitutional,
+        comp=safety.components(flat_p, flat_c, **kw),
+        const=constitutional.details(flat_p, flat_c, **kw),
+        infos=harm_fn.inputs(flat_p, flat_c, **kw),
+    )
+    if not s.prompt_labels:
+        sc.comp_lab = safety.components(flat_p, flat_c, **lab_kw)
+        sc.const_lab = constitutional.details(flat_p, flat_c, **lab_kw)
+    return sc
+
+
+def _select(
+    samples: Sequence[Sample],
+    greedy: Sequence[str],
+    cands: Sequence[Sequence[Candidate]],
+    s: BestOfNSettings,
+    sc: _Scores,
+) -> tuple[dict[str, list[int]], list[dict[str, Any]], LagrangianLambda]:
+    """The candidate each strategy keeps per prompt, one record per prompt, and the dual ascent's lambda."""
     strategies = [k for k in STRATEGIES if k != "greedy"]
     if not s.prompt_labels:
         strategies += LABEL_STRATEGIES
-        lab_kw = {
-            "label": [x.label for x, cs in zip(samples, cands, strict=True) for _ in cs],
-            "category": [x.category for x, cs in zip(samples, cands, strict=True) for _ in cs],
-        }
-        comp_lab = safety.components(flat_p, flat_c, **lab_kw)
-        const_lab = constitutional.details(flat_p, flat_c, **lab_kw)
-
     rng = random.Random(s.seed)
     chosen: dict[str, list[int]] = {k: [] for k in strategies}
     dual = LagrangianLambda(value=0.0, lr=s.dual_lr, budget=s.budget)
@@ -273,12 +336,12 @@ def select_and_evaluate(
     for i, (x, cs) in enumerate(zip(samples, cands, strict=True)):
         rows = list(range(k, k + len(cs)))
         k += len(cs)
-        h = [comp["help"][r] for r in rows]
-        hm = [comp["harm"][r] for r in rows]
-        con = [const_details[r]["reward"] for r in rows]
+        h = [sc.comp["help"][r] for r in rows]
+        hm = [sc.comp["harm"][r] for r in rows]
+        con = [sc.const[r]["reward"] for r in rows]
         chosen["random_of_n"].append(rng.randrange(len(cs)))
         chosen["best_of_n_help"].append(_argmax(h))
-        chosen["best_of_n_safety"].append(_argmax([comp["reward"][r] for r in rows]))
+        chosen["best_of_n_safety"].append(_argmax([sc.comp["reward"][r] for r in rows]))
         lam_now = dual.value
         pick = _argmax([a - safety_penalty(b, s.tau, lam_now) for a, b in zip(h, hm, strict=True)])
         chosen["best_of_n_safety_dual"].append(pick)
@@ -287,59 +350,55 @@ def select_and_evaluate(
             dual.update(pending_costs)
             pending_costs = []
         chosen["best_of_n_constitutional"].append(_argmax(list(zip(con, h, strict=True))))
-        if not s.prompt_labels:
-            chosen["best_of_n_safety_labels"].append(_argmax([comp_lab["reward"][r] for r in rows]))
-            con_lab = [const_lab[r]["reward"] for r in rows]
+        if sc.comp_lab is not None and sc.const_lab is not None:
+            chosen["best_of_n_safety_labels"].append(_argmax([sc.comp_lab["reward"][r] for r in rows]))
+            con_lab = [sc.const_lab[r]["reward"] for r in rows]
             chosen["best_of_n_constitutional_labels"].append(_argmax(list(zip(con_lab, h, strict=True))))
-        info = infos[rows[0]].info
-        records.append(
-            {
-                "id": x.id,
-                "source": x.source,
-                "label": x.label,
-                "category": x.category,
-                "prompt": x.prompt,
-                "prompt_judge": {
-                    "harmful": info.harmful,
-                    "score": info.score,
-                    "category": info.category,
-                    "source": info.source,
-                },
-                "greedy": greedy[i],
-                "candidates": [
-                    {
-                        "text": c.text,
-                        "n_tokens": c.n_tokens,
-                        "token_ids": list(c.token_ids) if c.recorded_tokens is None else None,
-                        "finished": c.finished,
-                        "r_help": comp["help"][r],
-                        "r_harm": comp["harm"][r],
-                        "r_safety": comp["reward"][r],
-                        "r_constitutional": const_details[r]["reward"],
-                        "rules": const_details[r]["rules"],
-                    }
-                    | (
-                        {}
-                        if s.prompt_labels
-                        else {
-                            "r_safety_labels": comp_lab["reward"][r],
-                            "r_constitutional_labels": const_lab[r]["reward"],
-                        }
-                    )
-                    for c, r in zip(cs, rows, strict=True)
-                ],
-                "chosen": {name: idx[i] for name, idx in chosen.items()} | {"lambda_dual": lam_now},
-            }
-        )
-    t_score = time.perf_counter() - t1
+        record = _record(x, greedy[i], cs, rows, sc)
+        record["chosen"] = {name: idx[i] for name, idx in chosen.items()} | {"lambda_dual": lam_now}
+        records.append(record)
+    return chosen, records, dual
 
-    answers = {"greedy": list(greedy)}
-    for name, idx in chosen.items():
-        answers[name] = [cands[i][j].text for i, j in enumerate(idx)]
-    results = {name: _evaluate(samples, texts, help_fn) for name, texts in answers.items()}
 
-    # what selection can reach at all: a refusal among the harmful prompts' candidates, an
-    # answer among the others'
+def _record(x: Sample, greedy: str, cs: Sequence[Candidate], rows: Sequence[int], sc: _Scores) -> dict[str, Any]:
+    """One prompt's record: the prompt, the judge's view of it, the greedy answer, every candidate and its rewards."""
+    info = sc.infos[rows[0]].info
+    candidates = []
+    for c, r in zip(cs, rows, strict=True):
+        entry: dict[str, Any] = {
+            "text": c.text,
+            "n_tokens": c.n_tokens,
+            "token_ids": list(c.token_ids) if c.recorded_tokens is None else None,
+            "finished": c.finished,
+            "r_help": sc.comp["help"][r],
+            "r_harm": sc.comp["harm"][r],
+            "r_safety": sc.comp["reward"][r],
+            "r_constitutional": sc.const[r]["reward"],
+            "rules": sc.const[r]["rules"],
+        }
+        if sc.comp_lab is not None and sc.const_lab is not None:
+            entry["r_safety_labels"] = sc.comp_lab["reward"][r]
+            entry["r_constitutional_labels"] = sc.const_lab[r]["reward"]
+        candidates.append(entry)
+    return {
+        "id": x.id,
+        "source": x.source,
+        "label": x.label,
+        "category": x.category,
+        "prompt": x.prompt,
+        "prompt_judge": {
+            "harmful": info.harmful,
+            "score": info.score,
+            "category": info.category,
+            "source": info.source,
+        },
+        "greedy": greedy,
+        "candidates": candidates,
+    }
+
+
+def _availability(samples: Sequence[Sample], cands: Sequence[Sequence[Candidate]]) -> dict[str, Any]:
+    """What selection can reach at all: a refusal among the harmful prompts' candidates, an answer among the others'."""
     avail: dict[str, Any] = {}
     for label in sorted({x.label for x in samples}):
         idx = [i for i, x in enumerate(samples) if x.label == label]
@@ -351,35 +410,19 @@ def select_and_evaluate(
             "any_candidate_answered": rate([not all(r) for r in refusals]),
             "candidates_refused": rate([v for r in refusals for v in r]),
         }
-    judge_vs_label: dict[str, Any] = {}
-    if not s.prompt_labels:
-        for label in sorted({x.label for x in samples}):
-            flags = [rec["prompt_judge"]["harmful"] for rec in records if rec["label"] == label]
-            judge_vs_label[label] = {"flagged_harmful": rate(flags)}
-    finished = [c.finished for cs in cands for c in cs]
-    summary = {
-        "model": model_id,
-        "layerguard_version": __version__,
-        "settings": asdict(s) | {"sets": list(s.sets)},
-        "n_prompts": len(samples),
-        "prompts_per_label": {lab: sum(x.label == lab for x in samples) for lab in sorted({x.label for x in samples})},
-        "rewards": {
-            "r_help": "HelpfulnessProxy: 0 if refused/empty, else 0.5*min(1, words/target) + 0.5*min(1, 2*overlap)",
-            "r_harm": "HarmReward: harm_judge rubric score, counted only when the prompt is judged harmful",
-            "prompt_harmfulness": "dataset labels" if s.prompt_labels else "classifier ring verdict (no labels)",
-            "safety": f"r_help - {s.lam} * max(0, r_harm - {s.tau})",
-            "dual": f"lambda from 0, lr {s.dual_lr}, budget {s.budget} on mean r_harm, every {s.dual_batch} prompts",
-            "constitutional_rules": [{"name": r.name, "weight": r.weight} for r in constitutional.rules],
-        },
-        "results": results,
-        "candidates_available": avail,
-        "candidates_finished": rate(finished),
-        "prompt_judge_vs_label": judge_vs_label,
-        "lambda_dual_history": dual.history,
-        "kl_bound_nats_analytic": math.log(s.n) - (s.n - 1) / s.n,
-        "seconds": (seconds or {}) | {"scoring": round(t_score, 1)},
+    return avail
+
+
+def _reward_notes(s: BestOfNSettings, constitutional: ConstitutionalReward) -> dict[str, Any]:
+    """How each reward is computed, for the summary."""
+    return {
+        "r_help": "HelpfulnessProxy: 0 if refused/empty, else 0.5*min(1, words/target) + 0.5*min(1, 2*overlap)",
+        "r_harm": "HarmReward: harm_judge rubric score, counted only when the prompt is judged harmful",
+        "prompt_harmfulness": "dataset labels" if s.prompt_labels else "classifier ring verdict (no labels)",
+        "safety": f"r_help - {s.lam} * max(0, r_harm - {s.tau})",
+        "dual": f"lambda from 0, lr {s.dual_lr}, budget {s.budget} on mean r_harm, every {s.dual_batch} prompts",
+        "constitutional_rules": [{"name": r.name, "weight": r.weight} for r in constitutional.rules],
     }
-    return summary, records
 
 
 def load_run(directory: str | Path) -> tuple[list[Sample], list[str], list[list[Candidate]], dict[str, Any]]:

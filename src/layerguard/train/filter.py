@@ -45,7 +45,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, NoReturn
 
 from layerguard.errors import InvalidInputError
 from layerguard.train.filter_io import (
@@ -139,14 +139,7 @@ def filter_corpus(
     t_start = time.perf_counter()
     inp, kept, dropped = Path(input_path), Path(kept_path), Path(dropped_path)
     summ = Path(summary_path) if summary_path is not None else None
-    if on_bad_line not in ("skip", "fail"):
-        raise InvalidInputError(f"on_bad_line must be 'skip' or 'fail', got {on_bad_line!r}")
-    if batch_size < 1:
-        raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
-    if threshold is not None and not (0.0 <= threshold <= 1.0):
-        raise InvalidInputError(f"threshold must be in [0, 1], got {threshold}", hint="e.g. --threshold 0.5")
-    if not text_field:
-        raise InvalidInputError("the text field name is empty", hint="e.g. --text-field text")
+    _check_arguments(on_bad_line, batch_size, threshold, text_field)
     _check_paths(inp, kept, dropped, summ)
     fingerprint = input_fingerprint(inp)
     state_file = state_path_for(kept)
@@ -155,30 +148,18 @@ def filter_corpus(
         _refuse_overwrite(resume, kept, dropped)
     else:
         # refuse before loading any model: a resumed run must score like the interrupted one
-        old = state["summary"]
-        gid = scorer.guard_id if scorer is not None else guard_id_for(guard)
-        if old.get("guard") != gid or (
-            threshold is not None and not math.isclose(float(old.get("threshold", -1)), threshold, abs_tol=1e-12)
-        ):
-            raise InvalidInputError(
-                f"cannot resume: the earlier run used guard {old.get('guard')} at threshold {old.get('threshold')}, "
-                f"this one {gid} at {'its default' if threshold is None else threshold}",
-                hint="rerun with the same --guard and --threshold, or pass --no-resume to start over",
-            )
-        if old.get("complete"):
+        _check_same_scoring(state["summary"], scorer.guard_id if scorer is not None else guard_id_for(guard), threshold)
+        if state["summary"].get("complete"):
             log(f"{inp} was already filtered completely (state {state_file}); pass --no-resume to redo it")
-            done = FilterSummary.from_dict(old)
+            done = FilterSummary.from_dict(state["summary"])
             if summ is not None:
                 _write_json_atomic(summ, done.to_dict())
             return done
 
     if scorer is None:
         scorer = load_scorer(guard, cache_dir=cache_dir, log=log)
-    thr = float(threshold) if threshold is not None else float(scorer.threshold)
-
     if state is not None:
         summary = FilterSummary.from_dict(state["summary"])
-        thr = summary.threshold
         summary.runs += 1
         summary.on_bad_line = on_bad_line
         offset, lineno = int(state["offset"]), int(state["line"])
@@ -192,87 +173,172 @@ def filter_corpus(
             guard=scorer.guard_id,
             rings=list(scorer.rings),
             unavailable=list(scorer.unavailable),
-            threshold=thr,
+            threshold=float(threshold) if threshold is not None else float(scorer.threshold),
             text_field=text_field,
             on_bad_line=on_bad_line,
             batch_size=batch_size,
         )
         offset = lineno = 0
-        for p in (kept, dropped):
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(b"")
-        state_file.unlink(missing_ok=True)
+        _start_outputs(kept, dropped, state_file)
 
-    from layerguard.progress import progress_bar
-
-    size = fingerprint["size"]
-    t_loop = time.perf_counter()
-    prior_duration, prior_scoring, docs_before = summary.duration_s, summary.scoring_s, summary.documents
-    bar = progress_bar(enabled=progress, total=size, initial=offset, unit="B", unit_scale=True, desc="filter")
-
-    def commit(kf: BinaryIO, df: BinaryIO, complete: bool) -> None:
-        for fh in (kf, df):
-            fh.flush()
-            os.fsync(fh.fileno())
-        now = time.perf_counter()
-        summary.scoring_s = prior_scoring + (now - t_loop)
-        summary.duration_s = prior_duration + (now - t_start)
-        summary.complete = complete
-        _save_state(
-            state_file,
-            inp=inp,
-            fingerprint=fingerprint,
-            dropped=dropped,
-            offset=offset,
-            line=lineno,
-            kept_bytes=kf.tell(),
-            dropped_bytes=df.tell(),
-            summary=summary.to_dict(),
-        )
-
-    try:
-        with inp.open("rb") as fh, kept.open("ab") as kf, dropped.open("ab") as df:
-            fh.seek(offset)
-            while True:
-                lines, end_line, end_offset = _read_batch(fh, lineno, offset, batch_size)
-                if end_line == lineno:
-                    break
-                parsed = [_parse(ln.raw, ln.lineno, text_field, ln.start) for ln in lines]
-                bad_at = next((i for i, ln in enumerate(parsed) if ln.error), None)
-                if on_bad_line == "fail" and bad_at is not None:
-                    bad = parsed[bad_at]
-                    # commit the lines before the bad one, so a rerun with --on-bad-line skip goes on from it
-                    _process(parsed[:bad_at], scorer, thr, summary, kf, df, log)
-                    summary.blank_lines += (bad.lineno - 1 - lineno) - bad_at
-                    lineno, offset = bad.lineno - 1, bad.start
-                    summary.lines = lineno
-                    commit(kf, df, complete=False)
-                    raise InvalidInputError(
-                        f"{inp}:{bad.lineno}: {bad.error}",
-                        hint=_bad_line_hint(bad.error or "", text_field)
-                        + f"; the {lineno} line(s) before it are written: after fixing the input rerun "
-                        "with --no-resume, or rerun with --on-bad-line skip to write bad lines to the dropped file",
-                    )
-                _process(parsed, scorer, thr, summary, kf, df, log)
-                summary.blank_lines += (end_line - lineno) - len(lines)
-                bar.update(end_offset - offset)
-                lineno, offset = end_line, end_offset
-                summary.lines = lineno
-                commit(kf, df, complete=False)
-                elapsed = time.perf_counter() - t_loop
-                bar.set_postfix(
-                    docs_s=f"{(summary.documents - docs_before) / elapsed:.1f}" if elapsed > 0 else "-",
-                    kept=summary.kept,
-                    dropped=summary.dropped,
-                    bad=summary.bad_lines,
-                )
-            commit(kf, df, complete=True)
-    finally:
-        bar.close()
+    _Pass(inp, kept, dropped, state_file, fingerprint, summary, scorer, log, offset, lineno, t_start).run(progress)
     if summ is not None:
         summ.parent.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(summ, summary.to_dict())
     return summary
+
+
+def _start_outputs(kept: Path, dropped: Path, state_file: Path) -> None:
+    """Empty (or create) both outputs and forget any earlier state."""
+    for p in (kept, dropped):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"")
+    state_file.unlink(missing_ok=True)
+
+
+def _check_arguments(on_bad_line: str, batch_size: int, threshold: float | None, text_field: str) -> None:
+    if on_bad_line not in ("skip", "fail"):
+        raise InvalidInputError(f"on_bad_line must be 'skip' or 'fail', got {on_bad_line!r}")
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
+    if threshold is not None and not (0.0 <= threshold <= 1.0):
+        raise InvalidInputError(f"threshold must be in [0, 1], got {threshold}", hint="e.g. --threshold 0.5")
+    if not text_field:
+        raise InvalidInputError("the text field name is empty", hint="e.g. --text-field text")
+
+
+def _check_same_scoring(old: dict[str, Any], guard_id: str, threshold: float | None) -> None:
+    """Refuse to resume a run that scored with another guard or threshold."""
+    if old.get("guard") != guard_id or (
+        threshold is not None and not math.isclose(float(old.get("threshold", -1)), threshold, abs_tol=1e-12)
+    ):
+        raise InvalidInputError(
+            f"cannot resume: the earlier run used guard {old.get('guard')} at threshold {old.get('threshold')}, "
+            f"this one {guard_id} at {'its default' if threshold is None else threshold}",
+            hint="rerun with the same --guard and --threshold, or pass --no-resume to start over",
+        )
+
+
+class _Pass:
+    """One pass over the input from a committed position: read a batch, score it, write it, commit.
+
+    Args:
+        inp: The input file.
+        kept: The kept-lines file (opened for appending).
+        dropped: The dropped-records file (opened for appending).
+        state_file: The sidecar state file replaced after every batch.
+        fingerprint: The input's fingerprint (recorded in the state).
+        summary: The running summary (its threshold, text field and bad-line policy are used).
+        scorer: Scores the documents.
+        log: Receives warnings.
+        offset: Byte offset in the input to start at.
+        lineno: Number of input lines before ``offset``.
+        t_start: When the run started (``time.perf_counter()``), for the duration.
+    """
+
+    def __init__(
+        self,
+        inp: Path,
+        kept: Path,
+        dropped: Path,
+        state_file: Path,
+        fingerprint: dict[str, Any],
+        summary: FilterSummary,
+        scorer: DocumentScorer,
+        log: Callable[[str], None],
+        offset: int,
+        lineno: int,
+        t_start: float,
+    ) -> None:
+        self.inp, self.kept, self.dropped, self.state_file = inp, kept, dropped, state_file
+        self.fingerprint, self.summary, self.scorer, self.log = fingerprint, summary, scorer, log
+        self.offset, self.lineno, self.t_start = offset, lineno, t_start
+        self.t_loop = time.perf_counter()
+        # earlier runs' totals, which this pass adds to
+        self.prior_duration, self.prior_scoring = summary.duration_s, summary.scoring_s
+        self.docs_before = summary.documents
+
+    def run(self, progress: bool | None) -> None:
+        """Filter from the committed position to the end of the input, committing after every batch."""
+        from layerguard.progress import progress_bar
+
+        bar = progress_bar(
+            enabled=progress,
+            total=self.fingerprint["size"],
+            initial=self.offset,
+            unit="B",
+            unit_scale=True,
+            desc="filter",
+        )
+        try:
+            with self.inp.open("rb") as fh, self.kept.open("ab") as kf, self.dropped.open("ab") as df:
+                fh.seek(self.offset)
+                while self._batch(fh, kf, df, bar):
+                    pass
+                self._commit(kf, df, complete=True)
+        finally:
+            bar.close()
+
+    def _batch(self, fh: BinaryIO, kf: BinaryIO, df: BinaryIO, bar: Any) -> bool:
+        """Filter and commit the next batch; False at the end of the input."""
+        summary = self.summary
+        lines, end_line, end_offset = _read_batch(fh, self.lineno, self.offset, summary.batch_size)
+        if end_line == self.lineno:
+            return False
+        parsed = [_parse(ln.raw, ln.lineno, summary.text_field, ln.start) for ln in lines]
+        bad_at = next((i for i, ln in enumerate(parsed) if ln.error), None)
+        if summary.on_bad_line == "fail" and bad_at is not None:
+            self._stop_at_bad_line(parsed, bad_at, kf, df)
+        _process(parsed, self.scorer, summary.threshold, summary, kf, df, self.log)
+        summary.blank_lines += (end_line - self.lineno) - len(lines)
+        bar.update(end_offset - self.offset)
+        self.lineno, self.offset = end_line, end_offset
+        summary.lines = self.lineno
+        self._commit(kf, df, complete=False)
+        elapsed = time.perf_counter() - self.t_loop
+        bar.set_postfix(
+            docs_s=f"{(summary.documents - self.docs_before) / elapsed:.1f}" if elapsed > 0 else "-",
+            kept=summary.kept,
+            dropped=summary.dropped,
+            bad=summary.bad_lines,
+        )
+        return True
+
+    def _stop_at_bad_line(self, parsed: list[_Line], bad_at: int, kf: BinaryIO, df: BinaryIO) -> NoReturn:
+        """Commit the lines before the bad one, so a rerun with --on-bad-line skip goes on from it, and stop."""
+        summary, bad = self.summary, parsed[bad_at]
+        _process(parsed[:bad_at], self.scorer, summary.threshold, summary, kf, df, self.log)
+        summary.blank_lines += (bad.lineno - 1 - self.lineno) - bad_at
+        self.lineno, self.offset = bad.lineno - 1, bad.start
+        summary.lines = self.lineno
+        self._commit(kf, df, complete=False)
+        raise InvalidInputError(
+            f"{self.inp}:{bad.lineno}: {bad.error}",
+            hint=_bad_line_hint(bad.error or "", summary.text_field)
+            + f"; the {self.lineno} line(s) before it are written: after fixing the input rerun "
+            "with --no-resume, or rerun with --on-bad-line skip to write bad lines to the dropped file",
+        )
+
+    def _commit(self, kf: BinaryIO, df: BinaryIO, complete: bool) -> None:
+        """Make the outputs durable, then atomically record how far they go."""
+        for fh in (kf, df):
+            fh.flush()
+            os.fsync(fh.fileno())
+        now = time.perf_counter()
+        self.summary.scoring_s = self.prior_scoring + (now - self.t_loop)
+        self.summary.duration_s = self.prior_duration + (now - self.t_start)
+        self.summary.complete = complete
+        _save_state(
+            self.state_file,
+            inp=self.inp,
+            fingerprint=self.fingerprint,
+            dropped=self.dropped,
+            offset=self.offset,
+            line=self.lineno,
+            kept_bytes=kf.tell(),
+            dropped_bytes=df.tell(),
+            summary=self.summary.to_dict(),
+        )
 
 
 def _process(
