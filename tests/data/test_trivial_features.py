@@ -15,8 +15,6 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-import pytest
-
 from layerguard.data.builtin import load_builtin
 
 LENGTH_MAX = 0.60
@@ -82,18 +80,25 @@ def test_auroc_and_naive_bayes_helpers():
     assert length > LENGTH_MAX and bayes > NAIVE_BAYES_MAX
 
 
-# The matched pairs are written by other authors (shards in progress); at the time of writing
-# Naive Bayes reached 0.89 on them. strict: the marker must go once the pairs pass.
-_PAIRS_OPEN = pytest.mark.xfail(strict=True, reason="issue 11: harmful/harmless pairs NB AUROC 0.89 > 0.75")
-
-
-@pytest.mark.parametrize("benign", ["borderline", pytest.param("harmless", marks=_PAIRS_OPEN)])
-def test_no_trivial_feature_separates_harmful_from(benign: str):
+def test_no_trivial_feature_separates_harmful_from_borderline():
+    """The issue's floor: neither length nor a bag of words separates harmful from borderline-benign."""
     length, bayes = trivial_aurocs(
-        prompts("harmful", "train"), prompts(benign, "train"), prompts("harmful", "val"), prompts(benign, "val")
+        prompts("harmful", "train"),
+        prompts("borderline", "train"),
+        prompts("harmful", "val"),
+        prompts("borderline", "val"),
     )
-    assert length <= LENGTH_MAX, f"harmful vs {benign}: a length-only score reaches AUROC {length:.3f}"
-    assert bayes <= NAIVE_BAYES_MAX, f"harmful vs {benign}: bag-of-words Naive Bayes reaches AUROC {bayes:.3f}"
+    assert length <= LENGTH_MAX, f"harmful vs borderline: a length-only score reaches AUROC {length:.3f}"
+    assert bayes <= NAIVE_BAYES_MAX, f"harmful vs borderline: bag-of-words Naive Bayes reaches AUROC {bayes:.3f}"
+
+
+def test_length_does_not_separate_the_matched_pairs():
+    """Harmful vs harmless pairs differ in intent, so their words differ (Naive Bayes ~0.89 is expected
+    there and reported, not bounded); their lengths must not."""
+    length, _ = trivial_aurocs(
+        prompts("harmful", "train"), prompts("harmless", "train"), prompts("harmful", "val"), prompts("harmless", "val")
+    )
+    assert length <= LENGTH_MAX, f"harmful vs harmless: a length-only score reaches AUROC {length:.3f}"
 
 
 def test_borderline_set_shape():
