@@ -74,7 +74,7 @@ def _val_groups(
     lm: Any, harmful: Sequence[Sample], harmless: Sequence[Sample], cfg: CliffConfig, log: Callable[[str], None]
 ) -> list[tuple[str, Sample, str, list[dict[str, str]], str, bool]]:
     """(group, sample, attack, conversation, answer, refused) for the shown groups."""
-    from layerguard.directions.refusal import is_refusal_text
+    from layerguard.judges import is_refusal as is_refusal_text
     from layerguard.models.generate import generate
     from layerguard.redteam.attacks import get_attack
 
@@ -171,7 +171,7 @@ def run_cliff_study(
         f"probe at layer {probe.layer} (inner-holdout AUROC {probe.meta['layer_auroc_inner_holdout'][probe.layer]:.3f})"
     )
 
-    from layerguard.directions.refusal import is_refusal_text
+    from layerguard.judges import is_refusal as is_refusal_text
 
     pos, neg = [], []
     for s, a in zip([*tr_h, *tr_b], tr_answers, strict=True):

@@ -132,7 +132,7 @@ def train_cliff_probe(
         InvalidInputError: held-out samples, or too few refusals / answers to fit.
     """
     from layerguard.data.loaders import assert_not_held_out
-    from layerguard.directions.refusal import is_refusal_text
+    from layerguard.judges import is_refusal as is_refusal_text
     from layerguard.models.generate import generate
 
     samples = [*harmful, *harmless]
