@@ -456,6 +456,7 @@ def test_registry_names():
         "builtin:harmless",
         "builtin:borderline",
         "builtin:ai_modification",
+        "builtin:everyday",
         "harmbench:val",
         "harmbench:test",
         "strongreject",

@@ -13,6 +13,14 @@
   (disable its safety training, exfiltrate its weights, resist shutdown); the row's
   ``label`` (``legitimate`` / ``malicious``) maps to ``harmless`` / ``harmful`` and its
   ``kind`` is the category.
+- ``everyday``: 472 plain, everyday chat requests (label ``harmless``), from two characters to
+  about 180: conversational turns ("OK", "Continue.", "Name a color."), how-to questions
+  (cooking, home repair, pets, school maths, programming terms such as "kill a process"),
+  facts, writing help, coding tasks and summarise/translate/rewrite requests; the row's
+  ``kind`` is ``short``, ``howto``, ``fact``, ``writing``, ``code`` or ``transform``. A third
+  are under 30 characters, so a classifier does not learn brevity or plainness as harm
+  (``tests/data/test_everyday.py``). Split 60/40 by a seeded shuffle within each kind; the
+  probes "Continue.", "Name a color." and "Reply with the single word OK." are kept in val.
 
 Each set is ``{name}.jsonl`` plus any shards ``{name}_*.jsonl`` (read in sorted order; ids
 unique across them). Each has ``train`` and ``val`` splits; nothing here is drawn from a
@@ -33,6 +41,7 @@ BUILTIN_SETS: dict[str, Label] = {
     "harmless": "harmless",
     "borderline": "borderline",
     "ai_modification": "unknown",  # labelled per row
+    "everyday": "harmless",
 }
 # Row labels of sets that mix both sides; the original label stays in ``meta["label"]``.
 _ROW_LABELS: dict[str, Label] = {"legitimate": "harmless", "malicious": "harmful"}
