@@ -27,8 +27,9 @@ __all__ = [
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 """The model every command uses when none is named: the embedded Qwen2.5-Coder 0.5B Instruct."""
 
-BENIGN_TRAIN = ("builtin:harmless:train", "builtin:borderline:train")
-"""Benign training prompts of the guard and the trainers: harmless plus borderline-benign."""
+BENIGN_TRAIN = ("builtin:harmless:train", "builtin:borderline:train", "builtin:everyday:train")
+"""Benign training prompts of the guard and the trainers: harmless (matched to the harmful set),
+borderline-benign (looks dangerous, is fine) and everyday requests (short and plain: brevity is not harm)."""
 
 
 class AuditSettings(BaseModel):

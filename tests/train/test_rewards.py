@@ -227,16 +227,12 @@ def test_bool_labels_and_judge_fallback():
 
 
 def test_classifier_prompt_judge_uses_the_ring_and_caches():
-    from layerguard.data.builtin import load_builtin
-    from layerguard.data.samples import spread
-    from layerguard.guard.rings.classifier import ClassifierRing, Constitution, train_classifier
+    from layerguard.guard.rings.classifier import ClassifierRing, Constitution
+    from layerguard.train.filter_scoring import default_classifier
 
+    # the corpus filter's classifier: every builtin training prompt, trained once and cached
     const = Constitution.load()
-    model = train_classifier(
-        const,
-        spread(load_builtin("harmful", "train"), 48),
-        spread(load_builtin("harmless", "train"), 32) + spread(load_builtin("borderline", "train"), 16),
-    )
+    model, _ = default_classifier()
     ring = ClassifierRing(model, const)
     checked: list[str] = []
     original = ring.check

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from layerguard.defaults import BENIGN_TRAIN
 from layerguard.errors import InvalidInputError
 
 __all__ = [
@@ -29,7 +30,7 @@ __all__ = [
     "load_scorer",
 ]
 
-DEFAULT_TRAIN_SETS = ("builtin:harmful:train", "builtin:harmless:train", "builtin:borderline:train")
+DEFAULT_TRAIN_SETS = ("builtin:harmful:train", *BENIGN_TRAIN)
 
 
 @dataclass(frozen=True)
