@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,41 @@ def _per_layer_auroc(pos: Any, neg: Any, vectors: Any) -> list[float]:
     ]
 
 
+@dataclass
+class _Split:
+    """The validation prompts by role: selection and evaluation parts (disjoint), and borderline."""
+
+    sel_h: list[Sample]
+    eval_h: list[Sample]
+    sel_b: list[Sample]
+    eval_b: list[Sample]
+    border: list[Sample]
+
+    @classmethod
+    def of(cls, data: StudyData, cfg: StudyConfig) -> _Split:
+        return cls(
+            sel_h=data.harmful_val[: cfg.n_select],
+            eval_h=data.harmful_val[cfg.n_select :][: cfg.n_eval],
+            sel_b=data.harmless_val[: cfg.n_select],
+            eval_b=data.harmless_val[cfg.n_select :][: cfg.n_eval],
+            border=data.borderline_val[: cfg.n_eval],
+        )
+
+    def eval_sets(self) -> tuple[tuple[str, list[Sample]], ...]:
+        """``(name, samples)`` of the three evaluation sets."""
+        return (("harmful", self.eval_h), ("harmless", self.eval_b), ("borderline", self.border))
+
+
+@contextmanager
+def _step(name: str, timings: dict[str, float], log: Callable[[str], None]) -> Iterator[None]:
+    """Log a step's start and end and record its duration in seconds (a failed step records none)."""
+    t = time.time()
+    log(f"[{name}] ...")
+    yield
+    timings[name] = round(time.time() - t, 1)
+    log(f"[{name}] done in {timings[name]}s")
+
+
 def run_study(
     lm: LoadedModel,
     out_dir: str | Path,
@@ -150,7 +185,6 @@ def run_study(
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     timings: dict[str, float] = {}
-    bs = cfg.batch_size
     res: dict[str, Any] = {
         "model": lm.describe(),
         "config": asdict(cfg),
@@ -161,56 +195,79 @@ def run_study(
             for k in ("harmful_train", "harmless_train", "harmful_val", "harmless_val", "borderline_val")
         },
     }
+    split = _Split.of(data, cfg)
+    kw: dict[str, Any] = {"positions": ["t_inst", "post_inst"], "batch_size": cfg.batch_size, "progress": progress}
 
-    def step(name: str) -> Callable[[], None]:
-        t = time.time()
-        log(f"[{name}] ...")
+    with _step("refusal tokens", timings, log):
+        tokens, train_refused, res["refusal_tokens"] = _refusal_tokens(lm, data, cfg, progress)
+    with _step("baseline", timings, log):
+        gen, res["baseline"], res["score_vs_generation"] = _baseline(lm, split, tokens, cfg, progress)
+    with _step("extraction", timings, log):
+        dirs, behavioural, last_post = _extraction(lm, data, train_refused, kw, res["data_sha256"])
+    with _step("geometry", timings, log):
+        harm, ref = dirs["harmfulness"], dirs[f"refusal@{last_post}"]
+        res["geometry"] = _geometry(lm, data, harm, ref, behavioural, last_post, kw)
+    with _step("selection", timings, log):
+        chosen, res["selection"] = _selection(lm, dirs, split, tokens, cfg, progress)
+        log(res["selection"]["explanation"])
+    with _step("causal tests", timings, log):
+        res["causal"] = _causal_tests(lm, chosen, harm, split, gen, cfg, progress)
 
-        def done() -> None:
-            timings[name] = round(time.time() - t, 1)
-            log(f"[{name}] done in {timings[name]}s")
+    ddir = out / "directions"
+    harm.save(ddir / "harmfulness")
+    chosen.save(ddir / "refusal")
+    if behavioural is not None:
+        behavioural.save(ddir / "refusal_behavioural")
+    res["timings_s"] = timings
+    res["duration_s"] = round(time.time() - t_start, 1)
+    _write_results(out, res, split, gen)
+    return res
 
-        return done
 
-    # 1. refusal tokens from the model's own answers
-    done = step("refusal tokens")
+def _refusal_tokens(
+    lm: LoadedModel, data: StudyData, cfg: StudyConfig, progress: bool | None
+) -> tuple[RefusalTokens, list[bool], dict[str, Any]]:
+    """Step 1: the refusal tokens from the model's own answers, and which harmful train prompts it refused."""
     tok_harm = data.harmful_train[: cfg.n_token_prompts]
     tok_prompts = _prompts(tok_harm) + _prompts(data.harmless_train[: cfg.n_token_prompts // 2])
-    tok_answers = generate(lm, tok_prompts, max_new_tokens=24, batch_size=bs, progress=progress, desc="answering")
+    tok_answers = generate(
+        lm, tok_prompts, max_new_tokens=24, batch_size=cfg.batch_size, progress=progress, desc="answering"
+    )
     tokens = derive_refusal_tokens(lm, tok_prompts, responses=tok_answers)
-    res["refusal_tokens"] = {"tokens": list(tokens.strings), "ids": list(tokens.ids), **tokens.stats}
-    train_refused = _refusals(tok_answers[: len(tok_harm)])
-    done()
+    entry = {"tokens": list(tokens.strings), "ids": list(tokens.ids), **tokens.stats}
+    return tokens, _refusals(tok_answers[: len(tok_harm)]), entry
 
-    # 2. baseline behaviour on validation and the score's agreement with generated text
-    done = step("baseline")
-    sel_h, eval_h = data.harmful_val[: cfg.n_select], data.harmful_val[cfg.n_select :][: cfg.n_eval]
-    sel_b, eval_b = data.harmless_val[: cfg.n_select], data.harmless_val[cfg.n_select :][: cfg.n_eval]
-    border = data.borderline_val[: cfg.n_eval]
+
+def _baseline(
+    lm: LoadedModel, split: _Split, tokens: RefusalTokens, cfg: StudyConfig, progress: bool | None
+) -> tuple[dict[str, list[str]], dict[str, Any], dict[str, Any]]:
+    """Step 2: answers on the evaluation sets, refusal rates, and the score's agreement with the answers."""
+    bs = cfg.batch_size
     gen: dict[str, list[str]] = {}
     scores: dict[str, list[float]] = {}
-    for name, samples in (("harmful", eval_h), ("harmless", eval_b), ("borderline", border)):
+    for name, samples in split.eval_sets():
         ps = _prompts(samples)
         gen[name] = generate(lm, ps, max_new_tokens=cfg.max_new_tokens, batch_size=bs, progress=progress, desc=name)
         scores[name] = log_odds(last_logits(lm, ps, batch_size=bs), tokens.ids).tolist()
     all_scores = scores["harmful"] + scores["harmless"] + scores["borderline"]
     all_refused = _refusals(gen["harmful"] + gen["harmless"] + gen["borderline"])
-    res["baseline"] = {
+    baseline = {
         name: {"refusal": rate(_refusals(gen[name])), "mean_score": sum(scores[name]) / len(scores[name])}
         for name in gen
     }
-    res["score_vs_generation"] = agreement(all_scores, all_refused)
-    done()
+    return gen, baseline, agreement(all_scores, all_refused)
 
-    # 3. extraction on the training pairs
-    done = step("extraction")
-    kw: dict[str, Any] = {"positions": ["t_inst", "post_inst"], "batch_size": bs, "progress": progress}
+
+def _extraction(
+    lm: LoadedModel, data: StudyData, train_refused: Sequence[bool], kw: dict[str, Any], data_sha256: str
+) -> tuple[dict[str, Direction], Direction | None, str]:
+    """Step 3: directions from the training pairs, the behavioural refusal direction, the last position."""
     acts_h = capture_activations(lm, _prompts(data.harmful_train), **kw)
     acts_b = capture_activations(lm, _prompts(data.harmless_train), **kw)
     assert isinstance(acts_h, ActivationSet) and isinstance(acts_b, ActivationSet)
-    dirs = directions_from_acts(lm, acts_h, acts_b, meta={"data_sha256": res["data_sha256"]})
+    dirs = directions_from_acts(lm, acts_h, acts_b, meta={"data_sha256": data_sha256})
     last_post = acts_h.positions[-1]
-    stack_h = stack_layers(acts_h, last_post, lm.n_layers)[: len(tok_harm)]
+    stack_h = stack_layers(acts_h, last_post, lm.n_layers)[: len(train_refused)]
     refused_idx = [i for i, r in enumerate(train_refused) if r]
     complied_idx = [i for i, r in enumerate(train_refused) if not r]
     behavioural: Direction | None = None
@@ -224,10 +281,19 @@ def run_study(
             template_sha256=lm.template_hash,
             meta={"n_refused": len(refused_idx), "n_complied": len(complied_idx)},
         )
-    done()
+    return dirs, behavioural, last_post
 
-    # 4. geometry per layer on validation activations
-    done = step("geometry")
+
+def _geometry(
+    lm: LoadedModel,
+    data: StudyData,
+    harm: Direction,
+    ref: Direction,
+    behavioural: Direction | None,
+    last_post: str,
+    kw: dict[str, Any],
+) -> dict[str, Any]:
+    """Step 4: cosines between the directions and their separation AUROC per layer on validation."""
     val = {}
     for name, samples in (
         ("harmful", data.harmful_val),
@@ -237,7 +303,6 @@ def run_study(
         a = capture_activations(lm, _prompts(samples), **kw)
         assert isinstance(a, ActivationSet)
         val[name] = a
-    harm, ref = dirs["harmfulness"], dirs[f"refusal@{last_post}"]
     cos = harm.cosine(ref).tolist()
     geometry: dict[str, Any] = {
         "cosine_harmfulness_refusal": cos,
@@ -254,38 +319,55 @@ def run_study(
         f"refusal@{last_post} harmful_vs_harmless": _per_layer_auroc(p_h["harmful"], p_h["harmless"], ref.vectors),
         f"refusal@{last_post} harmful_vs_borderline": _per_layer_auroc(p_h["harmful"], p_h["borderline"], ref.vectors),
     }
-    res["geometry"] = geometry
-    done()
+    return geometry
 
-    # 5. selection on the first part of validation
-    done = step("selection")
+
+def _selection(
+    lm: LoadedModel,
+    dirs: dict[str, Direction],
+    split: _Split,
+    tokens: RefusalTokens,
+    cfg: StudyConfig,
+    progress: bool | None,
+) -> tuple[Direction, dict[str, Any]]:
+    """Step 5: the refusal direction selected on the selection part of validation, and the record of the choice."""
     cands = {k: d for k, d in dirs.items() if d.role == "refusal"}
     if cfg.select_positions:
         cands = {k: d for k, d in cands.items() if d.position in cfg.select_positions}
     sel = select_refusal_direction(
         lm,
         cands,
-        _prompts(sel_h),
-        _prompts(sel_b),
+        _prompts(split.sel_h),
+        _prompts(split.sel_b),
         tokens,
         layers=cfg.select_layers,
-        batch_size=bs,
+        batch_size=cfg.batch_size,
         progress=progress,
     )
     chosen = sel.direction
     assert chosen.layer is not None
-    res["selection"] = {
+    entry = {
         "chosen": {"position": chosen.position, "layer": chosen.layer},
         "explanation": sel.explanation,
         "baseline": sel.baseline,
         "candidates": [c.as_dict() for c in sel.candidates],
     }
-    log(sel.explanation)
-    done()
+    return chosen, entry
 
-    # 6. causal tests on the disjoint evaluation part
-    done = step("causal tests")
+
+def _causal_tests(
+    lm: LoadedModel,
+    chosen: Direction,
+    harm: Direction,
+    split: _Split,
+    gen: dict[str, list[str]],
+    cfg: StudyConfig,
+    progress: bool | None,
+) -> dict[str, Any]:
+    """Step 6: ablation, addition and reply inversion on the evaluation part (disjoint from selection)."""
+    bs = cfg.batch_size
     layer = chosen.layer
+    assert layer is not None
     r_vec = chosen.at(layer)
     h_unit = harm.unit(layer) * r_vec.norm()  # same magnitude as the refusal vector at this layer
     conditions: dict[str, Callable[[], AbstractContextManager[None]]] = {
@@ -294,21 +376,20 @@ def run_study(
         "add_refusal": lambda: add_vector(lm, r_vec, layer),
         "add_harmfulness": lambda: add_vector(lm, h_unit, layer),
     }
+    eval_h, eval_b = _prompts(split.eval_h), _prompts(split.eval_b)
     causal: dict[str, Any] = {"layer": layer, "steering_norm": float(r_vec.norm())}
     with conditions["ablate_refusal"]():
-        abl = generate(
-            lm, _prompts(eval_h), max_new_tokens=cfg.max_new_tokens, batch_size=bs, progress=progress, desc="ablated"
-        )
+        abl = generate(lm, eval_h, max_new_tokens=cfg.max_new_tokens, batch_size=bs, progress=progress, desc="ablated")
     causal["ablation_harmful"] = {"before": rate(_refusals(gen["harmful"])), "after": rate(_refusals(abl))}
     inversion: dict[str, Any] = {}
     for cond in ("none", "add_refusal", "add_harmfulness"):
         with conditions[cond]():
-            judged = judged_harmful(lm, _prompts(eval_b), bs)
+            judged = judged_harmful(lm, eval_b, bs)
             texts = (
                 gen["harmless"]
                 if cond == "none"
                 else generate(
-                    lm, _prompts(eval_b), max_new_tokens=cfg.max_new_tokens, batch_size=bs, progress=progress, desc=cond
+                    lm, eval_b, max_new_tokens=cfg.max_new_tokens, batch_size=bs, progress=progress, desc=cond
                 )
             )
         inversion[cond] = {"judged_harmful": rate(judged), "refusal": rate(_refusals(texts))}
@@ -316,23 +397,17 @@ def run_study(
     causal["reply_inversion_harmless"] = inversion
     for cond in ("none", "ablate_refusal"):
         with conditions[cond]():
-            causal.setdefault("judgement_harmful", {})[cond] = rate(judged_harmful(lm, _prompts(eval_h), bs))
-    res["causal"] = causal
-    done()
+            causal.setdefault("judgement_harmful", {})[cond] = rate(judged_harmful(lm, eval_h, bs))
+    return causal
 
-    # directions, figures and the summary
-    ddir = out / "directions"
-    harm.save(ddir / "harmfulness")
-    chosen.save(ddir / "refusal")
-    if behavioural is not None:
-        behavioural.save(ddir / "refusal_behavioural")
-    res["timings_s"] = timings
-    res["duration_s"] = round(time.time() - t_start, 1)
+
+def _write_results(out: Path, res: dict[str, Any], split: _Split, gen: dict[str, list[str]]) -> None:
+    """``results.json``, ``answers.jsonl`` (the evaluation answers) and the figures."""
     (out / "results.json").write_text(json.dumps(res, indent=2, default=float))
     (out / "answers.jsonl").write_text(
         "\n".join(
             json.dumps({"set": name, "id": s.id, "prompt": s.prompt, "answer": a})
-            for name, samples in (("harmful", eval_h), ("harmless", eval_b), ("borderline", border))
+            for name, samples in split.eval_sets()
             for s, a in zip(samples, gen[name], strict=True)
         )
         + "\n"
@@ -340,7 +415,6 @@ def run_study(
     from layerguard.lab.figures import write_figures
 
     write_figures(res, out)
-    return res
 
 
 def load_tokens(results: dict[str, Any]) -> RefusalTokens:
