@@ -241,22 +241,123 @@ def train_refusal_tokens(
         trainable_token_indices=sorted(tag_ids.values()),
         task_type="CAUSAL_LM",
     )
-    answers: dict[int, str] = {}
-    if answer_tokens > 0:
-        from layerguard.models.generate import generate
-
-        benign_idx = [i for i, e in enumerate(examples) if e.tag == RESPOND]
-        texts = generate(
-            lm,
-            [examples[i].prompt.conversation() for i in benign_idx],
-            max_new_tokens=answer_tokens,
-            progress=progress,
-            desc="base answers",
-        )
-        answers = dict(zip(benign_idx, texts, strict=True))
+    answers = _base_answers(lm, examples, answer_tokens, progress)
     pmodel = peft.get_peft_model(model, cfg)
     pmodel.train()
     encoded = [_encode(lm, tokenizer, e, tag_ids[e.tag], answers.get(i)) for i, e in enumerate(examples)]
+    losses = _train_loop(
+        pmodel, tokenizer, encoded, steps=steps, batch_size=batch_size, lr=lr, rng=rng, progress=progress
+    )
+    pmodel.eval()
+    duration = time.perf_counter() - t0
+    meta = _metadata(
+        lm,
+        examples,
+        losses,
+        tags=tags,
+        cats=cats,
+        tag_ids=tag_ids,
+        base_vocab=base_vocab,
+        answer_tokens=answer_tokens,
+        data_specs=data_specs,
+        n=(len(harmful), len(benign)),
+        hyper={"seed": seed, "steps": steps, "batch_size": batch_size, "rank": rank, "lr": lr},
+        duration=duration,
+    )
+    if log:
+        log(f"trained {steps} steps in {duration:.1f} s; tag loss {meta['tag_loss_first']:.3f} -> {losses[-1]:.3f}")
+    return TrainResult(pmodel, tokenizer, meta, losses)
+
+
+def _metadata(
+    lm: LoadedModel,
+    examples: Sequence[Any],
+    losses: list[float],
+    *,
+    tags: list[str],
+    cats: list[str],
+    tag_ids: dict[str, int],
+    base_vocab: int,
+    answer_tokens: int,
+    data_specs: Sequence[str],
+    n: tuple[int, int],
+    hyper: dict[str, Any],
+    duration: float,
+) -> dict[str, Any]:
+    """What ``refusal_tokens.json`` records about a training run."""
+    import peft
+    import torch
+
+    steps, rank, lr = int(hyper["steps"]), int(hyper["rank"]), float(hyper["lr"])
+    k = max(1, min(10, steps // 4))
+    return {
+        "format": FORMAT,
+        "model": lm.name,
+        "model_id": lm.model_id,
+        "weights_sha256": lm.weights_sha256,
+        "template_sha256": lm.template_hash,
+        "base_vocab_size": base_vocab,
+        "tags": tags,
+        "categories": cats,
+        "tag_token_ids": tag_ids,
+        "token_choice": "new special tokens (trainable_token_indices)",
+        "canned_refusal": CANNED_REFUSAL,
+        "respond_continuation": f"the base model's own greedy answer, first {answer_tokens} tokens",
+        "answer_tokens": answer_tokens,
+        "data_specs": list(data_specs),
+        "data_sha256": data_hash(examples),
+        "n_harmful": n[0],
+        "n_benign": n[1],
+        "seed": hyper["seed"],
+        "steps": steps,
+        "batch_size": hyper["batch_size"],
+        "rank": rank,
+        "lora_alpha": 2 * rank,
+        "target_modules": list(TARGET_MODULES),
+        "lr": lr,
+        "token_lr": lr * TOKEN_LR_MULT,
+        "tag_loss_first": sum(losses[:k]) / k,
+        "tag_loss_last": sum(losses[-k:]) / k,
+        "duration_seconds": round(duration, 2),
+        "layerguard_version": __version__,
+        "peft_version": peft.__version__,
+        "torch_version": torch.__version__,
+    }
+
+
+def _base_answers(
+    lm: LoadedModel, examples: Sequence[Any], answer_tokens: int, progress: bool | None
+) -> dict[int, str]:
+    """The base model's greedy answers to the ``[respond]`` examples, cut to ``answer_tokens`` (index -> text)."""
+    if answer_tokens <= 0:
+        return {}
+    from layerguard.models.generate import generate
+
+    benign_idx = [i for i, e in enumerate(examples) if e.tag == RESPOND]
+    texts = generate(
+        lm,
+        [examples[i].prompt.conversation() for i in benign_idx],
+        max_new_tokens=answer_tokens,
+        progress=progress,
+        desc="base answers",
+    )
+    return dict(zip(benign_idx, texts, strict=True))
+
+
+def _train_loop(
+    pmodel: Any,
+    tokenizer: Any,
+    encoded: list[Any],
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    rng: random.Random,
+    progress: bool | None,
+) -> list[float]:
+    """AdamW over the LoRA weights and tag rows; returns the tag loss of every step."""
+    import torch
+
     named = [(n, p) for n, p in pmodel.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     # The tag rows act as a linear read-out of the last hidden state and start far below the
@@ -289,45 +390,7 @@ def train_refusal_tokens(
             losses.append(float(tag_loss.detach()))
             bar.update(1)
             bar.set_postfix(tag_loss=f"{losses[-1]:.3f}")
-    pmodel.eval()
-    duration = time.perf_counter() - t0
-    k = max(1, min(10, steps // 4))
-    meta = {
-        "format": FORMAT,
-        "model": lm.name,
-        "model_id": lm.model_id,
-        "weights_sha256": lm.weights_sha256,
-        "template_sha256": lm.template_hash,
-        "base_vocab_size": base_vocab,
-        "tags": tags,
-        "categories": cats,
-        "tag_token_ids": tag_ids,
-        "token_choice": "new special tokens (trainable_token_indices)",
-        "canned_refusal": CANNED_REFUSAL,
-        "respond_continuation": f"the base model's own greedy answer, first {answer_tokens} tokens",
-        "answer_tokens": answer_tokens,
-        "data_specs": list(data_specs),
-        "data_sha256": data_hash(examples),
-        "n_harmful": len(harmful),
-        "n_benign": len(benign),
-        "seed": seed,
-        "steps": steps,
-        "batch_size": batch_size,
-        "rank": rank,
-        "lora_alpha": 2 * rank,
-        "target_modules": list(TARGET_MODULES),
-        "lr": lr,
-        "token_lr": lr * TOKEN_LR_MULT,
-        "tag_loss_first": sum(losses[:k]) / k,
-        "tag_loss_last": sum(losses[-k:]) / k,
-        "duration_seconds": round(duration, 2),
-        "layerguard_version": __version__,
-        "peft_version": peft.__version__,
-        "torch_version": torch.__version__,
-    }
-    if log:
-        log(f"trained {steps} steps in {duration:.1f} s; tag loss {meta['tag_loss_first']:.3f} -> {losses[-1]:.3f}")
-    return TrainResult(pmodel, tokenizer, meta, losses)
+    return losses
 
 
 def save_adapter(result: TrainResult, out: str | Path) -> Path:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from layerguard.activations.hooks import HookPoint, parse_read, read_name, residual_hooks
-from layerguard.errors import TemplateError
+from layerguard.errors import InvalidInputError, TemplateError
 from layerguard.guard.backend import Chunk, FinishReason, GenerationParams, StreamMonitor
 from layerguard.guard.types import Exchange
 from layerguard.models.generate import cache_kwarg
@@ -53,7 +53,7 @@ class LocalBackend:
         try:
             pp = self.lm.encode(conv)
             return pp.input_ids, pp.t_inst
-        except TemplateError:
+        except (TemplateError, InvalidInputError):  # no instruction to find (e.g. an empty message)
             pp = self.lm.encode(conv, find_instruction=False)
             return pp.input_ids, pp.n_tokens - 1
 
