@@ -348,16 +348,22 @@ def test_memory_does_not_grow_with_the_corpus(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def small_guard(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A text-only guard.yaml: decode + a classifier trained on a small subset + keyword; a latent ring listed."""
-    from layerguard.guard.rings.classifier import Constitution, train_classifier
+def default_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache dir holding the built-in classifier (trained here once, on the full builtin train sets)."""
+    cache = tmp_path_factory.mktemp("lg-cache")
+    logs: list[str] = []
+    default_classifier(cache, log=logs.append)
+    assert any("training the built-in classifier" in m for m in logs)
+    return cache
 
+
+@pytest.fixture(scope="module")
+def small_guard(tmp_path_factory: pytest.TempPathFactory, default_cache: Path) -> Path:
+    """A text-only guard.yaml: decode + the built-in classifier (every builtin training prompt) + keyword;
+    a latent ring listed. A classifier fitted on a small subset of the matched sets is too weak to
+    separate a val sample at its calibrated threshold."""
     out = tmp_path_factory.mktemp("text-guard")
-    model = train_classifier(
-        Constitution.load(),
-        spread(load_builtin("harmful", "train"), 60),
-        spread(load_builtin("harmless", "train"), 60) + spread(load_builtin("borderline", "train"), 30),
-    )
+    model, _ = default_classifier(default_cache)
     model.save(out / "classifier")
     cfg = {
         "layerguard_guard": 1,
@@ -416,7 +422,7 @@ def test_batched_scores_equal_the_guard_one_document_at_a_time(small_guard: Path
 
 
 def test_filter_with_a_guard_file_drops_harmful_and_keeps_harmless(small_guard: Path, tmp_path: Path) -> None:
-    harmful, harmless = load_builtin("harmful", "val")[:30], load_builtin("harmless", "val")[:30]
+    harmful, harmless = spread(load_builtin("harmful", "val"), 30), spread(load_builtin("harmless", "val"), 30)
     rows = [{"id": s.id, "body": s.prompt, "label": s.label} for pair in zip(harmful, harmless) for s in pair]
     inp = _write(tmp_path / "in.jsonl", rows)
     summary = filter_corpus(
@@ -425,20 +431,10 @@ def test_filter_with_a_guard_file_drops_harmful_and_keeps_harmless(small_guard: 
     dropped = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
     recall = sum(r["label"] == "harmful" for r in dropped) / 30
     fpr = sum(r["label"] == "harmless" for r in dropped) / 30
-    # a classifier fitted on 150 prompts: it separates the two sets without being good (quality: the benchmark)
+    # the built-in classifier at its calibrated threshold separates the two sets (quality: the benchmark)
     assert recall >= fpr + 0.2, (recall, fpr)
     assert summary.unavailable == ["latent"] and summary.documents == 60
     assert all(r["layerguard"]["rings"].keys() == {"decode", "classifier", "keyword"} for r in dropped)
-
-
-@pytest.fixture(scope="module")
-def default_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache dir holding the built-in classifier (trained here once, on the full builtin train sets)."""
-    cache = tmp_path_factory.mktemp("lg-cache")
-    logs: list[str] = []
-    default_classifier(cache, log=logs.append)
-    assert any("training the built-in classifier" in m for m in logs)
-    return cache
 
 
 def test_default_classifier_is_cached(default_cache: Path) -> None:
