@@ -93,6 +93,17 @@ class Exchange(BaseModel):
         return [self.last_user, *self.derived_texts]
 
 
+# A ring that runs the model itself (no served activations) reads at most this many characters
+# of each message, keeping each message's end (where the instruction ends): work stays bounded
+# whatever a caller sends. Serving bounds prompts before the prefill instead.
+RING_PASS_MAX_CHARS = 8_000
+
+
+def bounded_messages(exchange: Exchange, max_chars: int = RING_PASS_MAX_CHARS) -> list[dict[str, str]]:
+    """The exchange's messages as chat dicts, each cut to its last ``max_chars`` characters."""
+    return [{"role": m.role, "content": m.content[-max_chars:] if m.content else ""} for m in exchange.messages]
+
+
 class RingVerdict(BaseModel):
     """One ring's judgement of an exchange."""
 

@@ -33,7 +33,7 @@ from layerguard.guard.artefacts import (
     save_tensors,
 )
 from layerguard.guard.probe import LogisticProbe
-from layerguard.guard.types import Decision, Exchange, RingVerdict, Stage
+from layerguard.guard.types import RING_PASS_MAX_CHARS, Decision, Exchange, RingVerdict, Stage, bounded_messages
 
 Variant = Literal["centroid", "probe"]
 STEM = "latent"
@@ -210,7 +210,8 @@ class LatentRing:
                 "the latent ring needs the served model's activations",
                 hint="serve with the local model backend, or give the ring a LoadedModel",
             )
-        return latent_states(self.lm, [exchange], [self.model.layer])[0][key]
+        short = Exchange.model_validate({"messages": bounded_messages(exchange)})
+        return latent_states(self.lm, [short], [self.model.layer])[0][key]
 
     def check(self, exchange: Exchange) -> RingVerdict:
         """Score the exchange; block at or above the calibrated (per-category) threshold.
@@ -234,7 +235,7 @@ class LatentRing:
             )
         states = [self.hidden(exchange).float()]
         if exchange.derived_texts and self.lm is not None:
-            extra = [Exchange.from_prompt(t) for t in exchange.derived_texts[:8] if t.strip()]
+            extra = [Exchange.from_prompt(t[-RING_PASS_MAX_CHARS:]) for t in exchange.derived_texts[:8] if t.strip()]
             if extra:
                 states += [st[key].float() for st in latent_states(self.lm, extra, [self.model.layer])]
         scores = self.model.score(torch_stack(states)).tolist()

@@ -23,7 +23,7 @@ from layerguard.errors import InvalidInputError
 from layerguard.guard.artefacts import load_tensors, provenance_of, reading, save_tensors
 from layerguard.guard.calibration import threshold_for_fpr
 from layerguard.guard.probe import LogisticProbe
-from layerguard.guard.types import Decision, Exchange, RingVerdict, Stage
+from layerguard.guard.types import Decision, Exchange, RingVerdict, Stage, bounded_messages
 
 STEM = "monitor"
 KIND = "output_monitor"
@@ -290,7 +290,7 @@ class OutputMonitorRing(AnswerRing):
         # states read by the caller's own pass (see layerguard.guard.states), else one pass here
         states = (exchange.activations or {}).get(response_key(self.monitor.layer))
         if states is None:
-            conv = [{"role": m.role, "content": m.content} for m in exchange.messages]
+            conv = bounded_messages(exchange)
             states = response_states(self.lm, conv, (exchange.response or "")[:20_000], self.monitor.layer)
         score = self.monitor.response_score(states) if len(states) else 0.0
         return score, f"running harm score {score:.3f} vs threshold {self.monitor.threshold:.3f}"

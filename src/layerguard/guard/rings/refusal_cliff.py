@@ -26,7 +26,7 @@ from layerguard.errors import TemplateError
 from layerguard.guard.artefacts import load_tensors, reading, save_tensors
 from layerguard.guard.probe import LogisticProbe
 from layerguard.guard.rings.output_monitor import AnswerRing
-from layerguard.guard.types import Exchange
+from layerguard.guard.types import Exchange, bounded_messages
 
 STEM = "refusal_cliff"
 KIND = "refusal_cliff"
@@ -181,7 +181,7 @@ class RefusalCliffRing(AnswerRing):
 
     def score_answer(self, exchange: Exchange) -> tuple[float, str]:
         """How far refusal intention fell from its peak over prompt + answer."""
-        conv = [{"role": m.role, "content": m.content} for m in exchange.messages]
+        conv = bounded_messages(exchange)
         prs = prompt_response_states(self.lm, conv, (exchange.response or "")[:20_000], self.signal.layer)
         score = self.signal.score_states(prs)
         return score, f"refusal intention fell by {score:.3f} (threshold {self.signal.threshold:.3f})"
