@@ -62,14 +62,7 @@ class Guard:
             if self.stop_early and verdict.decision == "block":
                 stopped_at = ring.name
                 break
-        if exchange.tool_calls and stopped_at is None:  # calls carried by the request itself
-            verdicts.extend(self.check_tool_call(exchange))
-        turn = self.at("turn")
-        if turn:
-            first = combine(verdicts, stopped_at, self.unavailable, 0.0)
-            exchange.turn_scores = {**exchange.turn_scores, **first.ring_scores}
-            exchange.turn_decision = first.decision
-            verdicts.extend(r.check(exchange) for r in turn)
+        self._finish_turn(exchange, verdicts, stopped_at)
         return combine(verdicts, stopped_at, self.unavailable, (time.perf_counter() - t0) * 1000)
 
     def check_many(self, exchanges: Sequence[Exchange]) -> list[GuardVerdict]:
@@ -88,19 +81,23 @@ class Guard:
                 verdicts.append(v)
         out = []
         for ex, verdicts in zip(exchanges, per, strict=True):
-            if ex.tool_calls:
-                verdicts.extend(self.check_tool_call(ex))
-            turn = self.at("turn")
-            if turn:
-                first = combine(verdicts, None, self.unavailable, 0.0)
-                ex.turn_scores = {**ex.turn_scores, **first.ring_scores}
-                ex.turn_decision = first.decision
-                verdicts.extend(r.check(ex) for r in turn)
+            self._finish_turn(ex, verdicts, None)
             out.append(combine(verdicts, None, self.unavailable, 0.0))
         ms = (time.perf_counter() - t0) * 1000 / max(1, len(exchanges))
         for v in out:
             v.latency_ms = ms
         return out
+
+    def _finish_turn(self, exchange: Exchange, verdicts: list[RingVerdict], stopped_at: str | None) -> None:
+        """Append the tool-call rings' verdicts (calls carried by the request) and the turn rings'."""
+        if exchange.tool_calls and stopped_at is None:
+            verdicts.extend(self.check_tool_call(exchange))
+        turn = self.at("turn")
+        if turn:
+            first = combine(verdicts, stopped_at, self.unavailable, 0.0)
+            exchange.turn_scores = {**exchange.turn_scores, **first.ring_scores}
+            exchange.turn_decision = first.decision
+            verdicts.extend(r.check(exchange) for r in turn)
 
     def check_answer(self, exchange: Exchange) -> list[RingVerdict]:
         """The answer rings' verdicts on ``exchange.response`` (empty without answer rings)."""
