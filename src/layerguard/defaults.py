@@ -53,6 +53,7 @@ class AuditSettings(BaseModel):
     seed: int = 0
     direction: Path | None = None
     output_monitor: bool = True
+    rebuild_guard: bool = False
 
 
 class GuardBuildSettings(BaseModel):
