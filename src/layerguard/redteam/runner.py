@@ -29,6 +29,7 @@ from layerguard.guard.types import Exchange, Message
 from layerguard.models.generate import generate
 from layerguard.progress import progress_bar
 from layerguard.redteam.attacks import get_attack
+from layerguard.redteam.executors import CellExecutor, LocalExecutor
 from layerguard.redteam.judges import get_judge, harm_judge, refusal_judge
 from layerguard.redteam.store import RunStore
 from layerguard.version import __version__
@@ -71,6 +72,8 @@ class Runner:
         out_dir: The run directory (``run.sqlite``).
         config: Settings.
         progress: Show progress bars.
+        executor: Computes the chunks of cells (default: :class:`LocalExecutor`, in this process).
+        store_url: A SQLAlchemy URL for the run store instead of ``out_dir/run.sqlite``.
     """
 
     def __init__(
@@ -81,6 +84,8 @@ class Runner:
         out_dir: Path,
         config: RunConfig,
         progress: bool | None = None,
+        executor: CellExecutor | None = None,
+        store_url: str | None = None,
     ) -> None:
         for a in config.attacks:
             get_attack(a)  # unknown names fail before any work
@@ -115,6 +120,8 @@ class Runner:
         self.out_dir = out_dir
         self.guard_id = guard_id
         self.store: RunStore | None = None
+        self.executor = executor if executor is not None else LocalExecutor()
+        self.store_url = store_url
 
     def open(self, harmful: Sequence[Sample], benign: Sequence[Sample]) -> RunStore:
         """Open (or resume) the run store; a different run in the directory is refused."""
@@ -125,7 +132,12 @@ class Runner:
             "harmful": _digest([s.id for s in harmful]),
             "benign": _digest([s.id for s in benign]),
         }
-        self.store = RunStore(self.out_dir / "run.sqlite", identity)
+        if self.store_url is not None:
+            from layerguard.redteam.sql_store import SqlRunStore
+
+            self.store = SqlRunStore(self.store_url, identity)
+        else:
+            self.store = RunStore(self.out_dir / "run.sqlite", identity)
         return self.store
 
     def run(
@@ -155,9 +167,7 @@ class Runner:
                 for group in [[(a, s) for a, s in pending if a == attack]]
                 for i in range(0, len(group), self.cfg.batch_size)
             ]
-            for chunk in chunks:
-                with self._intervention(chunk[0][0]):
-                    cells = self._cells(chunk)
+            for chunk, cells in self.executor.run(self, chunks):
                 store.put(cells)
                 bar.update(len(chunk))
                 batches += 1
@@ -168,6 +178,11 @@ class Runner:
             if self.cfg.live_turns:
                 self._live_turns([s for s in harmful], store)
         return store.rows()
+
+    def compute(self, chunk: list[tuple[str, Sample]]) -> list[dict[str, Any]]:
+        """The rows of one chunk (cells of one attack), inside that attack's intervention."""
+        with self._intervention(chunk[0][0]):
+            return self._cells(chunk)
 
     def _check_context(self, jobs: Sequence[tuple[str, Sample]]) -> None:
         """Refuse, before any work, attacks whose prompts do not fit the model's context window."""
