@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from layerguard.cli.common import ConfigOpt, echo_err, typed_flags
 from layerguard.defaults import AUDIT, AuditSettings
+from layerguard.errors import InvalidInputError
 
 ENV_PREFIX = "LAYERGUARD_AUDIT_"
 
@@ -46,6 +47,19 @@ def audit(
     direction: Annotated[
         Path | None, typer.Option(help="Refusal direction file: adds the white-box attacks (ablation, subtraction).")
     ] = None,
+    executor: Annotated[
+        str, typer.Option("--executor", help="Where the cells run: local (this process) or ray (a Ray cluster).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Ray cluster address host:port (default: start Ray on this machine)."),
+    ] = None,
+    ray_actors: Annotated[
+        int | None, typer.Option("--ray-actors", min=1, help="Model replicas (default: one per GPU, else per CPU).")
+    ] = None,
+    store_url: Annotated[
+        str | None, typer.Option("--store-url", help="SQLAlchemy URL of the run store (default: OUT/run.sqlite).")
+    ] = None,
     show_config: Annotated[
         bool, typer.Option("--show-config", help="Print the resolved settings as JSON and exit.")
     ] = (False),
@@ -66,6 +80,7 @@ def audit(
     if show_config:
         typer.echo(s.model_dump_json(indent=2))
         return
+    cells = _executor(executor, ray_address, ray_actors)
     summary = run_audit(
         s.model,
         s.out,
@@ -83,8 +98,23 @@ def audit(
         seed=s.seed,
         output_monitor=s.output_monitor,
         direction=s.direction,
+        executor=cells,
+        store_url=store_url,
         log=echo_err,
     )
     typer.echo(
         json.dumps({"asr": summary["asr"], "over_refusal": summary["over_refusal"], "out": str(s.out)}, indent=2)
     )
+
+
+def _executor(kind: str, address: str | None, actors: int | None) -> Any:
+    """The cell executor named by --executor (None: the runner's own, in this process)."""
+    if kind == "local":
+        if address is not None or actors is not None:
+            raise InvalidInputError("--ray-address and --ray-actors need --executor ray")
+        return None
+    if kind != "ray":
+        raise InvalidInputError(f"--executor must be local or ray, got {kind!r}")
+    from layerguard.distributed.audit import RayExecutor
+
+    return RayExecutor(address=address, actors=actors, log=echo_err)

@@ -17,6 +17,7 @@ from layerguard.data.samples import spread
 from layerguard.defaults import AUDIT
 from layerguard.errors import InvalidInputError
 from layerguard.redteam.attacks import REGISTRY, get_attack
+from layerguard.redteam.executors import CellExecutor
 from layerguard.redteam.judges import get_judge
 from layerguard.redteam.metrics import summarize
 from layerguard.redteam.report import write_report, write_summary
@@ -161,6 +162,8 @@ def run_audit(
     seed: int = AUDIT.seed,
     output_monitor: bool = AUDIT.output_monitor,
     direction: Path | None = AUDIT.direction,
+    executor: CellExecutor | None = None,
+    store_url: str | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] = lambda m: None,
 ) -> dict[str, Any]:
@@ -185,6 +188,9 @@ def run_audit(
         seed: Recorded seed (generation is greedy).
         output_monitor: Train the output monitor when building a guard.
         direction: Refusal direction file; adds the white-box attacks.
+        executor: Where the cells are computed (default: in this process; e.g.
+            :class:`layerguard.distributed.audit.RayExecutor` on a Ray cluster).
+        store_url: A SQLAlchemy URL for the run store (default: ``out/run.sqlite``).
         progress: Show progress bars.
         log: Receives progress messages.
 
@@ -222,7 +228,7 @@ def run_audit(
         judge_model=judge_model,
     )
     guard_id = f"{guard_path}@{hashlib.sha256(guard_path.read_bytes()).hexdigest()[:12]}"
-    runner = Runner(lm, guard, guard_id, out, cfg, progress=progress)
+    runner = Runner(lm, guard, guard_id, out, cfg, progress=progress, executor=executor, store_url=store_url)
     runner.open(harmful, benign_set)
     log(f"running {len(attacks)} attacks x {len(harmful)} samples + {len(benign_set)} benign, guarded and not")
     rows = runner.run(harmful, benign_set)
