@@ -37,7 +37,8 @@ ends (before ``data: [DONE]`` for streams; a client that disconnects mid-stream 
 ``client_disconnected`` record). Keys are stored as SHA-256 hashes only.
 
 This module only wires the parts into FastAPI: :mod:`~layerguard.service.schemas` (request
-models, errors, JSON), :mod:`~layerguard.service.auth` (keys, rate limits, generation slots),
+models, errors, JSON), :mod:`~layerguard.service.auth` (keys, rate limits), :mod:`~layerguard.service.flow` and
+:mod:`~layerguard.service.scheduler` (the model's queues, batching and generation permits),
 :mod:`~layerguard.service.chat` (the guard flow of both POST endpoints),
 :mod:`~layerguard.service.audit` (audit rows, escalations), :mod:`~layerguard.service.responses`
 (OpenAI bodies and SSE chunks), :mod:`~layerguard.service.transport` (ASGI plumbing) and
@@ -48,7 +49,7 @@ The names that used to live here are re-exported.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -66,6 +67,7 @@ from layerguard.service.audit import Auditor
 from layerguard.service.auth import Authenticator, RequestCtx
 from layerguard.service.chat import ChatHandler, GateResult
 from layerguard.service.config import ServiceConfig
+from layerguard.service.flow import Dispatcher
 from layerguard.service.metrics import Metrics
 from layerguard.service.schemas import (
     ApiError,
@@ -146,7 +148,12 @@ class Service:
         self.auditor = Auditor(store, self.metrics, config)
         self.guarded = GuardedModel(guard, backend)
         self.handler = ChatHandler(self.guarded, config, self.metrics, self.auth, self.auditor)
+        self.dispatch = Dispatcher(self.handler, config, self.metrics)
         self.model_names = self.handler.model_names
+
+    def close(self) -> None:
+        """Stop the model thread (if this service runs a local model)."""
+        self.dispatch.close()
 
 
 def create_app(
@@ -223,27 +230,26 @@ def _add_guarded_routes(app: FastAPI, svc: Service) -> None:
     """The audited POST endpoints (chat completions, guard check) and the model list."""
     limit = svc.config.max_body_bytes
 
-    def audited(fn: Callable[[RequestCtx, bytes], Response], ctx: RequestCtx, body: bytes) -> Response:
+    async def audited(
+        fn: Callable[[RequestCtx, bytes], Awaitable[Response]], ctx: RequestCtx, request: Request
+    ) -> Response:
         try:
-            return fn(ctx, body)
+            return await fn(ctx, await read_body(request, limit))
         except ApiError as exc:
-            svc.auditor.audit_failure(ctx, exc)
+            await run_in_threadpool(svc.auditor.audit_failure, ctx, exc)
             raise
         except Exception:
-            svc.auditor.audit_failure(ctx, ApiError(500, "internal error", type="server_error", code="internal_error"))
+            failure = ApiError(500, "internal error", type="server_error", code="internal_error")
+            await run_in_threadpool(svc.auditor.audit_failure, ctx, failure)
             raise
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        ctx = svc.auth.context(request, "chat.completions")
-        body = await read_body(request, limit)
-        return await run_in_threadpool(audited, svc.handler.chat, ctx, body)
+        return await audited(svc.dispatch.chat, svc.auth.context(request, "chat.completions"), request)
 
     @app.post("/v1/guard/check")
     async def guard_check(request: Request) -> Response:
-        ctx = svc.auth.context(request, "guard.check")
-        body = await read_body(request, limit)
-        return await run_in_threadpool(audited, svc.handler.guard_check, ctx, body)
+        return await audited(svc.dispatch.check, svc.auth.context(request, "guard.check"), request)
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:

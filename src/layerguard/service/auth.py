@@ -1,17 +1,15 @@
-"""Admission: API-key authentication, the per-request context, per-key rate limits, generation slots.
+"""Admission: API-key authentication, the per-request context and per-key rate limits.
 
 Keys are compared by SHA-256 hash only; a key with ``rpm`` or ``tpm`` set is refused with 429
-(and ``Retry-After``) once its per-minute budget is spent; a request that waits too long for a
-generation slot is refused with 503.
+(and ``Retry-After``) once its per-minute budget is spent. (Waiting for the model is the
+scheduler's: :mod:`layerguard.service.scheduler`.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -121,32 +119,3 @@ class Authenticator:
     def charge(self, ctx: RequestCtx, tokens: int) -> None:
         """Count ``tokens`` against the key's per-minute token budget."""
         self.limiter.add_tokens(ctx.key.key_hash, tokens, time.time())
-
-
-class GenerationSlots:
-    """A bound on concurrent generations (a local model serves one request at a time).
-
-    Args:
-        n: How many generations may run at once (``None``: no bound).
-        timeout_s: How long a request waits for a slot before it is refused.
-    """
-
-    def __init__(self, n: int | None, timeout_s: float) -> None:
-        self._sem = threading.BoundedSemaphore(n) if n else None
-        self.timeout_s = timeout_s
-
-    @contextmanager
-    def acquire(self) -> Iterator[None]:
-        """A generation slot (503 after ``timeout_s``)."""
-        if self._sem is None:
-            yield
-            return
-        if not self._sem.acquire(timeout=self.timeout_s):
-            raise ApiError(
-                503, "Server busy: no generation slot free", type="server_error", code="overloaded",
-                headers={"Retry-After": "5"},
-            )  # fmt: skip
-        try:
-            yield
-        finally:
-            self._sem.release()

@@ -25,7 +25,7 @@ from layerguard.guard.guarded import Finished, GuardedModel, Halted, TextChunk
 from layerguard.guard.tool_calls import ToolCallFilter, openai_tool_call, split_tool_calls
 from layerguard.guard.types import Exchange, GuardVerdict, Message, ToolCall
 from layerguard.service.audit import Auditor, declined_text, prompt_hash, verdict_summary
-from layerguard.service.auth import Authenticator, GenerationSlots, RequestCtx
+from layerguard.service.auth import Authenticator, RequestCtx
 from layerguard.service.config import ServiceConfig
 from layerguard.service.metrics import Metrics
 from layerguard.service.responses import (
@@ -60,6 +60,25 @@ class GateResult:
 
     allowed: list[ToolCall] = field(default_factory=list)
     report: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """An admitted request: the exchange the model and the guard work on, and how to answer it."""
+
+    exchange: Exchange
+    req: ChatRequest | None = None
+    params: GenerationParams | None = None
+    declared: set[str] = field(default_factory=set)
+    check_only: bool = False
+    encoded: Any = None  # the local backend's PromptPositions (tokens after the template)
+    verdict: GuardVerdict | None = None
+    ext: dict[str, Any] = field(default_factory=dict)
+
+
+def preview_text(messages: list[Message]) -> str:
+    """What the audit preview shows: the last user message, else the last message."""
+    return next((m.content for m in reversed(messages) if m.role == "user"), messages[-1].content if messages else "")
 
 
 @dataclass
@@ -126,9 +145,6 @@ class ChatHandler:
         self.auth = auth
         self.auditor = auditor
         self.model_names = [backend.model_name, *config.model_aliases]
-        self.slots = GenerationSlots(
-            config.generation_concurrency or (1 if not backend.text_only else None), config.queue_timeout_s
-        )
 
     # ------------------------------------------------------------------------- admission
 
@@ -154,8 +170,12 @@ class ChatHandler:
             raise backend_failed(ctx, exc) from None
 
     def input_guard(self, exchange: Exchange) -> GuardVerdict:
-        """The input verdict (conversation rings see the other rings' scores) and its metrics."""
-        verdict = self.guarded.check(exchange)
+        """The input verdict (conversation rings see the other rings' scores) and its metrics.
+
+        The exchange was prepared already (batched by the scheduler, or :meth:`prepare`), so this
+        is :meth:`GuardedModel.check` without its prepare step.
+        """
+        verdict = self.guarded.guard.check(exchange)
         self.metrics.guard_latency.observe(verdict.latency_ms / 1000)
         for v in verdict.rings:
             self.metrics.ring_latency.labels(v.ring).observe(v.latency_ms / 1000)
@@ -218,17 +238,15 @@ class ChatHandler:
 
     # ------------------------------------------------------------------- chat completions
 
-    def chat(self, ctx: RequestCtx, body: bytes) -> Response:
-        """Handle a chat completion (runs in a worker thread)."""
+    def admit_chat(self, ctx: RequestCtx, body: bytes) -> Plan:
+        """Rate limit, parse and bound a chat request (runs in a worker thread; no model work)."""
         self.auth.rate_limit(ctx)
         req: ChatRequest = parse_body(body, ChatRequest)
         ctx.model = req.model
         self.check_model(req.model)
         messages = to_messages(req.messages)
         ctx.prompt_sha256 = prompt_hash(messages)
-        last_user = next((m.content for m in reversed(messages) if m.role == "user"), messages[-1].content)
-        ctx.preview = self.auditor.preview(last_user)
-        params = generation_params(req, self.config)
+        ctx.preview = self.auditor.preview(preview_text(messages))
         exchange = Exchange(
             messages=messages,
             api_key=ctx.api_key,
@@ -237,36 +255,42 @@ class ChatHandler:
             tools=[t.model_dump() for t in req.tools or []],
             tool_choice=req.tool_choice,
         )
-        declared = {t.function.name for t in req.tools or []}
-        slot = self.slots.acquire()
-        slot.__enter__()
-        handed_over = False
-        try:
-            self.prepare(ctx, exchange)
-            verdict = self.input_guard(exchange)
-            ext: dict[str, Any] = {"request_id": ctx.request_id, "verdict": verdict_summary(verdict)}
-            if verdict.decision == "escalate":
-                override = self.auditor.approved_override(ctx)
-                if override is not None:
-                    ext["escalation_override"] = override
-            if verdict.decision != "allow" and "escalation_override" not in ext:
-                return self.decline(ctx, req, verdict, ext, messages)
-            if req.stream:
+        plan = Plan(exchange, req=req, params=generation_params(req, self.config))
+        plan.declared = {t.function.name for t in req.tools or []}
+        self.bound(plan)
+        return plan
 
-                def _free_slot() -> None:
-                    slot.__exit__(None, None, None)
+    def judge(self, ctx: RequestCtx, plan: Plan) -> Response | None:
+        """The input verdict of a prepared chat request; the answer when it is declined, else None."""
+        assert plan.req is not None
+        plan.verdict = verdict = self.input_guard(plan.exchange)
+        plan.ext = {"request_id": ctx.request_id, "verdict": verdict_summary(verdict)}
+        if verdict.decision == "escalate":
+            override = self.auditor.approved_override(ctx)
+            if override is not None:
+                plan.ext["escalation_override"] = override
+        if verdict.decision != "allow" and "escalation_override" not in plan.ext:
+            return self.decline(ctx, plan.req, verdict, plan.ext, plan.exchange.messages)
+        return None
 
-                release = Once(_free_slot)
-                events = self.stream(ctx, req, exchange, verdict, params, ext, declared, release)
-                weakref.finalize(events, release)  # a stream that never starts still frees its slot
-                handed_over = True
-                return ClosingStreamingResponse(
-                    closing(events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-                )
-            return self.complete(ctx, req, exchange, verdict, params, ext, declared)
-        finally:
-            if not handed_over:
-                slot.__exit__(None, None, None)
+    def answer(self, ctx: RequestCtx, plan: Plan, release: Callable[[], None]) -> Response:
+        """Generate the answer of an allowed request; ``release`` frees its generation permit.
+
+        A stream releases it when it ends (however it ends); the other paths before returning.
+        """
+        assert plan.req is not None and plan.params is not None and plan.verdict is not None
+        req, exchange, verdict, params = plan.req, plan.exchange, plan.verdict, plan.params
+        once = Once(release)
+        if not req.stream:
+            try:
+                return self.complete(ctx, req, exchange, verdict, params, plan.ext, plan.declared)
+            finally:
+                once()
+        events = self.stream(ctx, req, exchange, verdict, params, plan.ext, plan.declared, once)
+        weakref.finalize(events, once)  # a stream that never starts still frees its permit
+        return ClosingStreamingResponse(
+            closing(events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
 
     def decline(
         self, ctx: RequestCtx, req: ChatRequest, verdict: GuardVerdict, ext: dict[str, Any], messages: list[Message]
@@ -335,7 +359,7 @@ class ChatHandler:
         """The SSE events of a streamed answer (tool-call text is held back, then gated).
 
         The audit row is committed before ``data: [DONE]``; a client that goes away mid-stream
-        gets a ``client_disconnected`` row. ``release`` frees the generation slot.
+        gets a ``client_disconnected`` row. ``release`` frees the generation permit.
         """
         sse = SseWriter(ctx.request_id, req.model)
         filt = ToolCallFilter() if declared else None
@@ -404,8 +428,8 @@ class ChatHandler:
 
     # ------------------------------------------------------------------------ guard check
 
-    def guard_check(self, ctx: RequestCtx, body: bytes) -> Response:
-        """Handle ``/v1/guard/check``: prepare and input guard only (runs in a worker thread)."""
+    def admit_check(self, ctx: RequestCtx, body: bytes) -> Plan:
+        """Rate limit, parse and bound a ``/v1/guard/check`` request (worker thread; no model work)."""
         self.auth.rate_limit(ctx)
         req: GuardCheckRequest = parse_body(body, GuardCheckRequest)
         if req.model is not None:
@@ -417,17 +441,54 @@ class ChatHandler:
             assert req.messages is not None
             messages = to_messages(req.messages)
         ctx.prompt_sha256 = prompt_hash(messages)
-        ctx.preview = self.auditor.preview(next((m.content for m in reversed(messages) if m.role == "user"), ""))
+        ctx.preview = self.auditor.preview(preview_text(messages))
         exchange = Exchange(
             messages=messages,
             api_key=ctx.api_key,
             conversation_id=req.conversation_id or ctx.conversation_header or req.user,
             request_id=ctx.request_id,
         )
-        with self.slots.acquire():
-            self.prepare(ctx, exchange)
-            verdict = self.input_guard(exchange)
+        plan = Plan(exchange, check_only=True)
+        self.bound(plan)
+        return plan
+
+    def check_answer(self, ctx: RequestCtx, plan: Plan) -> Response:
+        """The verdict of a prepared check, audited (worker thread)."""
+        verdict = self.input_guard(plan.exchange)
         self.auditor.audit(ctx, verdict.decision, 200, verdict=verdict)
         out = json.loads(dumps(verdict.model_dump()))
         out["request_id"] = ctx.request_id
         return json_response(out)
+
+    # ------------------------------------------------------------------------ bounded work
+
+    def bound(self, plan: Plan) -> None:
+        """Refuse a prompt over ``max_prompt_tokens`` (after the chat template); clamp ``max_tokens``.
+
+        Raises:
+            ApiError: 400 naming the prompt's token count and the limit.
+        """
+        limit = self.config.max_prompt_tokens
+        count = getattr(self.backend, "encode", None)
+        if count is not None:
+            plan.encoded = count(plan.exchange)
+            n, how = plan.encoded.n_tokens, "after the chat template"
+        else:  # a remote model's tokenizer is not known here: about 4 characters a token
+            n, how = sum(len(m.content) for m in plan.exchange.messages) // 4, "estimated at 4 characters a token"
+        if n > limit:
+            raise ApiError(
+                400,
+                f"The prompt is {n:,} tokens ({how}); the limit is {limit:,} tokens (max_prompt_tokens). "
+                "Shorten the messages.",
+                code="context_length_exceeded",
+                param="messages",
+            )
+        context = getattr(self.backend, "context_length", None)
+        if plan.params is not None and context:
+            room = int(context) - n
+            if room < 1:
+                raise ApiError(
+                    400, f"The prompt ({n:,} tokens) leaves no room to answer in the model's context of "
+                    f"{int(context):,} tokens", code="context_length_exceeded", param="messages",
+                )  # fmt: skip
+            plan.params.max_tokens = min(plan.params.max_tokens, room)

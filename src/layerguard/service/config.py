@@ -35,6 +35,9 @@ from layerguard.guard.config import interpolate
 from layerguard.service.storage import hash_key
 from layerguard.settings import Layer, env_layer, flag_layer, layered, read_yaml, yaml_layer
 
+DEFAULT_REFUSAL = "I'm sorry, but I can't help with that request."
+"""A refusal in the form refusal detectors (garak's, HarmBench's, StrongREJECT's) recognise."""
+
 ENV_PREFIX = "LAYERGUARD_SERVE_"
 """Environment variables ``LAYERGUARD_SERVE_<SETTING>`` override the file's top-level settings."""
 
@@ -89,11 +92,23 @@ class ServiceConfig(BaseModel):
         model_aliases: Other model names clients may send.
         rate_limiter: ``auto`` (memory for SQLite, DB otherwise), ``memory`` or ``db``.
         sqlite_synchronous: SQLite durability level (see :mod:`layerguard.service.storage`).
-        generation_concurrency: Requests generating at once (default 1 for the local model,
-            unlimited for an upstream); others wait up to ``queue_timeout_s`` then get 503.
-        queue_timeout_s: Longest wait for a generation slot.
+        generation_concurrency: Answers generated at once (default 8 for the local model, whose
+            decoding steps are batched; unlimited for an upstream); others wait (asynchronously,
+            holding no thread) up to ``queue_timeout_s``, then get 503.
+        queue_timeout_s: Per-request deadline for waiting in a queue (prefill or generation).
+        max_queue: Requests that may wait for the model at once; more get 503 with ``Retry-After``.
+        batch_wait_ms: How long a prefill waits for others to share its batched forward pass.
+        prefill_token_budget: Padded tokens (rows x longest prompt) of one batched prefill.
+        max_batch: Rows of one batched prefill.
+        max_prompt_tokens: Longest prompt, counted after the chat template, before any forward
+            pass; longer ones get 400 naming the count and the limit.
         max_tokens_default: ``max_tokens`` when a request gives none.
-        max_tokens_limit: Upper bound of ``max_tokens``.
+        max_tokens_limit: Upper bound of ``max_tokens`` (also clamped to the model's context
+            left after the prompt).
+        refusal: The assistant text of a blocked request (category and request id are in the
+            ``layerguard`` extension, not in the text).
+        metrics_access: ``public`` (no key), ``admin`` (an admin key) or ``off`` for ``/metrics``
+            and the details of ``/readyz`` (its status is always public).
         conversation: The conversation ring's parameters.
     """
 
@@ -111,10 +126,17 @@ class ServiceConfig(BaseModel):
     rate_limiter: Literal["auto", "memory", "db"] = "auto"
     sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
     generation_concurrency: int | None = Field(default=None, ge=1)
-    queue_timeout_s: float = Field(default=120.0, gt=0.0)
+    queue_timeout_s: float = Field(default=60.0, gt=0.0)
+    max_queue: int = Field(default=128, ge=1)
+    batch_wait_ms: float = Field(default=5.0, ge=0.0, le=1000.0)
+    prefill_token_budget: int = Field(default=4096, ge=16)
+    max_batch: int = Field(default=32, ge=1)
+    max_prompt_tokens: int = Field(default=4096, ge=1)
     max_tokens_default: int = Field(default=256, ge=1)
     max_tokens_limit: int = Field(default=4096, ge=1)
     conversation: ConversationSettings = Field(default_factory=ConversationSettings)
+    refusal: str = Field(default=DEFAULT_REFUSAL, min_length=1)
+    metrics_access: Literal["public", "admin", "off"] = "admin"
 
     @field_validator("redact_patterns")
     @classmethod

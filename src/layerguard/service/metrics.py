@@ -51,3 +51,9 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("layerguard_in_flight_requests", "Requests being served", registry=r)
+        self.queue_depth = Gauge(
+            "layerguard_model_queue_depth", "Prefills and answers waiting for the local model", registry=r
+        )
+        self.generation_waiting = Gauge(
+            "layerguard_generation_waiting", "Allowed requests waiting for a generation permit", registry=r
+        )
