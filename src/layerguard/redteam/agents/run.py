@@ -139,7 +139,9 @@ def run_agents(
             f"unknown modes or agents: {', '.join(bad)}", hint=f"modes: {', '.join(MODES)}; agents: oracle, model"
         )
     scenarios = load_scenarios(scenarios_path)[: limit or None]
-    for p in (policy, guard_path):
+    needed = [policy if any("tool_gate" in m for m in modes) else None]
+    needed.append(guard_path if any(m.startswith("rings") for m in modes) else None)
+    for p in needed:
         if p is not None and not p.is_file():
             raise InvalidInputError(f"{p} does not exist", hint="check the path")
     lm = load_model(model, progress=progress)
