@@ -1,0 +1,183 @@
+"""An adaptive white-box attack on the latent ring: a GCG-style suffix optimised against the probe's score.
+
+The latent ring reads the residual stream entering its layer at ``t_inst``, the last token
+of the user's instruction. An attacker who knows the ring (open weights, a published probe)
+appends ``n_tokens`` tokens to the request and searches them so that the ring's harm logit
+falls, keeping the request itself unchanged. The search is Greedy Coordinate Gradient (Zou et
+al. 2023) on a CPU budget: each step takes the gradient of the loss with respect to a one-hot
+encoding of the suffix, draws ``n_candidates`` single-token swaps from the ``top_k`` most
+promising tokens per position, scores them all in one batched forward pass and keeps the best.
+
+Loss: the latent ring's logit at ``t_inst`` plus, with ``refusal_weight`` > 0 and the model's
+refusal tokens, that weight times the log-odds of a refusal at the first answer position, so
+the suffix also pushes the model to answer.
+
+Only suffixes whose text re-tokenises to the same tokens are kept (the search runs on token
+ids, the guard reads text), and every reported number is measured on the suffix *as text*
+through the ordinary guard path (:mod:`layerguard.redteam.adaptive_eval`), not on the ids the
+search optimised. A random suffix of the same length is the control.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from layerguard.errors import InvalidInputError
+
+
+@dataclass
+class SuffixResult:
+    """The search's outcome for one request."""
+
+    request: str
+    suffix: str
+    suffix_ids: list[int]
+    loss_start: float
+    loss_end: float
+    losses: list[float] = field(default_factory=list)
+
+
+class SuffixSearch:
+    """GCG-style search for a suffix that lowers the latent ring's score on one model.
+
+    Args:
+        lm: The served model (a LoadedModel).
+        latent: The ring's :class:`~layerguard.guard.rings.latent.LatentGuardModel`.
+        refusal_tokens: The model's refusal token ids (for the refusal term), or None.
+        refusal_weight: Weight of the refusal log-odds in the loss (0: the probe only).
+        n_tokens: Suffix length in tokens.
+        top_k: Candidate tokens per position from the gradient.
+        n_candidates: Swaps scored per step.
+        seed: Seed of the initial suffix and of the swaps.
+    """
+
+    def __init__(
+        self,
+        lm: Any,
+        latent: Any,
+        *,
+        refusal_tokens: list[int] | None = None,
+        refusal_weight: float = 0.0,
+        n_tokens: int = 12,
+        top_k: int = 64,
+        n_candidates: int = 48,
+        seed: int = 0,
+    ) -> None:
+        if n_tokens < 1 or top_k < 1 or n_candidates < 1:
+            raise InvalidInputError("n_tokens, top_k and n_candidates must be positive")
+        if refusal_weight > 0 and not refusal_tokens:
+            raise InvalidInputError("the refusal term needs the model's refusal tokens", hint="pass refusal_tokens")
+        self.lm, self.latent = lm, latent
+        self.refusal_tokens, self.refusal_weight = refusal_tokens, refusal_weight
+        self.n_tokens, self.top_k, self.n_candidates = n_tokens, top_k, n_candidates
+        self.rng = random.Random(seed)
+        self.allowed = self._allowed_tokens()
+
+    def _allowed_tokens(self) -> list[int]:
+        """Token ids that decode to short printable ASCII without special or control characters."""
+        tok = self.lm.tokenizer
+        special = set(tok.all_special_ids)
+        out = []
+        for i in range(min(len(tok), self.lm.model.get_input_embeddings().weight.shape[0])):
+            if i in special:
+                continue
+            s = tok.decode([i])
+            if s and s.isascii() and s.isprintable() and s.strip() and len(s) <= 12:
+                out.append(i)
+        return out
+
+    def split(self, request: str) -> tuple[list[int], list[int]]:
+        """Token ids of the rendered prompt before the suffix (template + request) and after it."""
+        pp = self.lm.encode([{"role": "user", "content": request}])
+        _, end = pp.instruction or (0, len(pp.input_ids))
+        return pp.input_ids[:end], pp.input_ids[end:]
+
+    def text(self, request: str, suffix_ids: list[int]) -> str:
+        """The user message carrying the suffix."""
+        return request + self.lm.tokenizer.decode(suffix_ids)
+
+    def round_trips(self, request: str, prefix: list[int], suffix_ids: list[int]) -> bool:
+        """Whether the message text re-tokenises to ``prefix + suffix`` (what the search scored is what is sent)."""
+        pp = self.lm.encode([{"role": "user", "content": self.text(request, suffix_ids)}])
+        _, end = pp.instruction or (0, len(pp.input_ids))
+        return pp.input_ids[:end] == prefix + suffix_ids
+
+    def random_suffix(self, request: str, tries: int = 50) -> list[int]:
+        """A random suffix of allowed tokens that round-trips (the control)."""
+        prefix, _ = self.split(request)
+        ids: list[int] = []
+        for _ in range(tries):
+            ids = [self.rng.choice(self.allowed) for _ in range(self.n_tokens)]
+            if self.round_trips(request, prefix, ids):
+                return ids
+        return ids
+
+    def _loss(self, embeds: Any, t_inst: int) -> Any:
+        """``[batch]`` losses for input embeddings ``[batch, pos, d]``."""
+        import torch
+
+        from layerguard.directions.refusal import log_odds
+
+        out = self.lm.model(inputs_embeds=embeds, output_hidden_states=True)
+        h = out.hidden_states[self.latent.layer][:, t_inst]  # [batch, d]: the stream entering the layer
+        loss = self.latent.scorer.logits(self.latent.features(h))
+        if self.refusal_weight > 0:
+            assert self.refusal_tokens is not None
+            loss = loss + self.refusal_weight * log_odds(out.logits[:, -1], self.refusal_tokens)
+        return torch.as_tensor(loss).reshape(-1)
+
+    def losses(self, prefix: list[int], suffixes: list[list[int]], post: list[int], batch: int = 16) -> list[float]:
+        """The loss of each suffix (no gradient), in batches."""
+        import torch
+
+        emb = self.lm.model.get_input_embeddings()
+        t_inst = len(prefix) + len(suffixes[0]) - 1
+        out: list[float] = []
+        with torch.no_grad():
+            for i in range(0, len(suffixes), batch):
+                ids = torch.tensor([prefix + s + post for s in suffixes[i : i + batch]])
+                out += self._loss(emb(ids).float(), t_inst).tolist()
+        return out
+
+    def _candidates(self, prefix: list[int], suffix: list[int], post: list[int]) -> list[list[int]]:
+        """Single-token swaps drawn from the top-k gradient directions at each suffix position."""
+        import torch
+
+        emb = self.lm.model.get_input_embeddings()
+        w = emb.weight  # [vocab, d]
+        allowed = torch.tensor(self.allowed)
+        onehot = torch.zeros(len(suffix), w.shape[0], dtype=w.dtype)
+        onehot[torch.arange(len(suffix)), torch.tensor(suffix)] = 1.0
+        onehot.requires_grad_(True)
+        with torch.enable_grad():
+            ids_pre, ids_post = torch.tensor(prefix), torch.tensor(post)
+            embeds = torch.cat([emb(ids_pre), onehot @ w, emb(ids_post)]).unsqueeze(0).float()
+            self._loss(embeds, len(prefix) + len(suffix) - 1).sum().backward()
+        assert onehot.grad is not None
+        grad = onehot.grad[:, allowed]  # [n_tokens, n_allowed]
+        top = allowed[(-grad).topk(min(self.top_k, len(self.allowed)), dim=1).indices]  # [n_tokens, top_k]
+        cands = []
+        for _ in range(self.n_candidates):
+            pos = self.rng.randrange(len(suffix))
+            new = list(suffix)
+            new[pos] = int(top[pos, self.rng.randrange(top.shape[1])])
+            cands.append(new)
+        return cands
+
+    def run(self, request: str, steps: int = 30, init: list[int] | None = None) -> SuffixResult:
+        """Search a suffix for ``request`` for ``steps`` steps (keeps the best round-tripping suffix)."""
+        prefix, post = self.split(request)
+        suffix = list(init) if init is not None else self.random_suffix(request)
+        best = self.losses(prefix, [suffix], post)[0]
+        start, history = best, [best]
+        for _ in range(steps):
+            cands = [c for c in self._candidates(prefix, suffix, post) if self.round_trips(request, prefix, c)]
+            if cands:
+                scores = self.losses(prefix, cands, post)
+                i = min(range(len(cands)), key=scores.__getitem__)
+                if scores[i] < best:
+                    best, suffix = scores[i], cands[i]
+            history.append(best)
+        return SuffixResult(request, self.lm.tokenizer.decode(suffix), suffix, start, best, history)
