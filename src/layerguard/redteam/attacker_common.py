@@ -23,7 +23,7 @@ MAX_ATTACK_CHARS = 800
 
 _LABEL_RE = re.compile(
     r"^\s*(?:\*\*)?(?:user|next (?:user )?message|message|prompt|new prompt|improved prompt|p|question)"
-    r"(?:\s*\d+)?\s*(?:\*\*)?\s*[:\-]\s*",
+    r"(?:\s*\d+)?\s*(?:\*\*)?\s*[:\-]\s*(?:\*\*)?\s*",
     re.IGNORECASE,
 )
 

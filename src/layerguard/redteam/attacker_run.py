@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from layerguard.errors import InvalidInputError
 from layerguard.redteam.attacker_common import budget_curve, metadata, open_store
 from layerguard.redteam.crescendo import CrescendoConfig, run_crescendo
 from layerguard.redteam.pair import PairConfig, run_pair
@@ -124,7 +125,7 @@ def run_adaptive(
     from layerguard.data.samples import spread
     from layerguard.guard.guarded import GuardedModel
     from layerguard.models import load_model
-    from layerguard.redteam.attacker import make_attacker
+    from layerguard.redteam.attacker import check_attacker, make_attacker
     from layerguard.redteam.attacker_common import build_judge
     from layerguard.redteam.target import Target, replay_turn_rings
 
@@ -133,7 +134,12 @@ def run_adaptive(
         build_judge(cfg.judge, None, None)  # the registry's error, before any loading
     if cfg.judge == "llm" and cfg.judge_model is None:
         build_judge("llm", None, None)
+    check_attacker(attacker)
+    if guard_path is not None and not guard_path.is_file():
+        raise InvalidInputError(f"guard file {guard_path} does not exist", hint="build one: layerguard guard build")
     goals = spread(load_dataset(dataset), n)
+    if not goals:
+        raise InvalidInputError(f"dataset {dataset!r} is empty", hint="pass a dataset with at least one prompt")
     lm = load_model(model, progress=progress)
     judge = build_judge(cfg.judge, cfg.judge_model, lm)
     atk = make_attacker(
