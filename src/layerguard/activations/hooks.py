@@ -19,15 +19,17 @@ from layerguard.errors import InvalidInputError
 POINTS = ("resid_pre", "resid_post")
 _NAME_RE = re.compile(r"^blocks\.(\d+)\.(resid_pre|resid_post)$")
 # what a reader of served activations names: a hook point at a token position
-READ_POSITIONS = ("t_inst", "response")
-_READ_RE = re.compile(r"^blocks\.(\d+)\.(resid_pre|resid_post)@(t_inst|response)$")
+READ_POSITIONS = ("t_inst", "inst_mean", "post_mean", "response")
+_READ_RE = re.compile(r"^blocks\.(\d+)\.(resid_pre|resid_post)@(t_inst|inst_mean|post_mean|response)$")
 
 
 def read_name(layer: int, position: str, point: str = "resid_pre") -> str:
     """Stable name of a state read at a position: ``blocks.{layer}.{point}@{position}``.
 
-    ``t_inst`` is the last instruction token (one ``[d_model]`` state); ``response`` is every
-    token of the model's answer (``[n_tokens, d_model]``).
+    ``t_inst`` is the last instruction token (one ``[d_model]`` state); ``inst_mean`` the mean
+    over the last user message's tokens and ``post_mean`` the mean over the template tokens
+    after it (the model's "about to answer" positions; one ``[d_model]`` state each);
+    ``response`` is every token of the model's answer (``[n_tokens, d_model]``).
     """
     if position not in READ_POSITIONS:
         raise InvalidInputError(f"unknown read position {position!r}", hint=f"use one of {', '.join(READ_POSITIONS)}")
@@ -44,7 +46,7 @@ def parse_read(name: str) -> tuple[HookPoint, str]:
     if not m:
         raise InvalidInputError(
             f"unknown read name {name!r}",
-            hint="use blocks.{layer}.resid_pre@t_inst or blocks.{layer}.resid_pre@response",
+            hint="use blocks.{layer}.resid_pre@{t_inst|inst_mean|post_mean|response}",
         )
     return HookPoint(int(m.group(1)), m.group(2)), m.group(3)
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from layerguard.activations.hooks import parse_read
 from layerguard.errors import InvalidInputError
 from layerguard.guard.backend import Backend, Chunk, GenerationParams, StreamMonitor
 from layerguard.guard.pipeline import Guard, combine
@@ -318,32 +317,16 @@ class GuardedModel:
         return out
 
     def _fill_states(self, exchanges: Sequence[Exchange], answers: Sequence[str | None], batch_size: int) -> None:
-        t_inst, response = _read_layers(self.guard.reads)
-        if not (t_inst or response) or self.lm is None:
+        if not self.guard.reads or self.lm is None:
             return
         from layerguard.guard.states import exchange_states
 
         convs = [[{"role": m.role, "content": m.content} for m in ex.messages] for ex in exchanges]
         states = exchange_states(
-            self.lm,
-            convs,
-            [a or "" for a in answers],
-            t_inst_layers=t_inst,
-            response_layers=response,
-            batch_size=batch_size,
+            self.lm, convs, [a or "" for a in answers], reads=self.guard.reads, batch_size=batch_size
         )
         for ex, st in zip(exchanges, states, strict=True):
             ex.activations = {**(ex.activations or {}), **st} or None
-
-
-def _read_layers(reads: Sequence[str]) -> tuple[list[int], list[int]]:
-    """Layers read at ``t_inst`` and over the answer tokens."""
-    t_inst: set[int] = set()
-    response: set[int] = set()
-    for name in reads:
-        hp, position = parse_read(name)
-        (t_inst if position == "t_inst" else response).add(hp.layer)
-    return sorted(t_inst), sorted(response)
 
 
 def stream_monitor(guard: Guard) -> StreamMonitor | None:
