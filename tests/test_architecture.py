@@ -28,10 +28,17 @@ FLOORS: dict[str, int] = {
     "service": 5,
     "lab": 5,
     "distributed": 5,  # Ray executors: may use redteam, train, lab; nothing below imports it
+    "interop": 5,  # Inspect and garak adapters over redteam and judges; nothing below imports it
     "cli": 6,
 }
 # Pairs on the same floor that must still not import each other: (importer, imported).
-FORBIDDEN_SIDEWAYS = {("train", "redteam"), ("train", "service"), ("train", "lab"), ("redteam", "service")}
+FORBIDDEN_SIDEWAYS = {
+    ("train", "redteam"),
+    ("train", "service"),
+    ("train", "lab"),
+    ("redteam", "service"),
+    ("redteam", "interop"),  # interop adapts the red team to other tools, never the reverse
+}
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 100
 

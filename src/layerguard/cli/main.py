@@ -19,8 +19,10 @@ from layerguard.cli.audit import audit
 from layerguard.cli.common import DEFAULT_MODEL, ModelOpt
 from layerguard.cli.filter import filter_corpus_cmd
 from layerguard.cli.guard import app as guard_app
+from layerguard.cli.interop import app as interop_app
 from layerguard.cli.lab import app as lab_app
 from layerguard.cli.redteam import app as redteam_app
+from layerguard.cli.redteam_studies import register as register_studies
 from layerguard.cli.serve import serve
 from layerguard.cli.train import app as train_app
 from layerguard.errors import InvalidInputError, LayerguardError
@@ -39,6 +41,8 @@ app.add_typer(lab_app, name="lab")
 app.add_typer(guard_app, name="guard")
 app.add_typer(train_app, name="train")
 app.add_typer(redteam_app, name="redteam")
+register_studies(redteam_app)
+app.add_typer(interop_app, name="interop")
 app.command("serve")(serve)
 app.command("audit")(audit)
 app.command("filter")(filter_corpus_cmd)

@@ -181,3 +181,118 @@ class SuffixSearch:
                     best, suffix = scores[i], cands[i]
             history.append(best)
         return SuffixResult(request, self.lm.tokenizer.decode(suffix), suffix, start, best, history)
+
+
+def latent_model_of(guarded: Any) -> Any:
+    """The :class:`~layerguard.guard.rings.latent.LatentGuardModel` of a guarded model's latent ring.
+
+    Raises:
+        InvalidInputError: the guard has no ring with a latent model.
+    """
+    for ring in guarded.guard.rings:
+        model = getattr(ring, "model", None)
+        if model is not None and hasattr(model, "scorer") and hasattr(model, "layer"):
+            return model
+    raise InvalidInputError(
+        "this guard has no latent ring to attack", hint="build one with `layerguard guard build` (latent is default)"
+    )
+
+
+def _measure(guarded: Any, texts: list[str], max_new_tokens: int, batch_size: int) -> list[dict[str, Any]]:
+    """Per text: the model's own answer (refused?) and the guard's verdict on request + answer, every ring run."""
+    from layerguard.guard.types import Exchange
+    from layerguard.judges import refusal_judge
+    from layerguard.models.generate import generate
+
+    convs = [[{"role": "user", "content": t}] for t in texts]
+    answers = generate(guarded.lm, convs, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    outcomes = guarded.score_many([Exchange.from_prompt(t) for t in texts], answers, batch_size=batch_size)
+    rows = []
+    for text, ans, o in zip(texts, answers, outcomes, strict=True):
+        refused = refusal_judge(text, ans).refused
+        rows.append(
+            {
+                "text": text,
+                "response": ans,
+                "refused": refused,
+                "latent_score": o.ring_scores.get("latent"),
+                "latent_flag": bool(o.ring_flags.get("latent")),
+                "decision": o.decision,
+                "guarded_success": (not refused) and o.decision == "allow",
+            }
+        )
+    return rows
+
+
+def attack_latent_ring(
+    guarded: Any,
+    requests: list[str],
+    *,
+    steps: int = 30,
+    max_new_tokens: int = 48,
+    batch_size: int = 8,
+    progress: bool | None = None,
+    **search: Any,
+) -> dict[str, Any]:
+    """Search a suffix per request against the latent ring; measure no suffix, random suffix and searched suffix.
+
+    Args:
+        guarded: A :class:`~layerguard.guard.guarded.GuardedModel` over a local model with a latent ring.
+        requests: Harmful requests (the attack keeps each one verbatim and appends its suffix).
+        steps: Search steps per request.
+        max_new_tokens: Answer length of the measurements.
+        batch_size: Prompts per batch in the measurements.
+        progress: Show progress.
+        **search: Options of :class:`SuffixSearch` (``n_tokens``, ``top_k``, ``n_candidates``,
+            ``refusal_tokens``, ``refusal_weight``, ``seed``).
+
+    Returns:
+        ``{"conditions": {none|random|searched: [row per request]}, "searches": [...]}``; each row has
+        the latent ring's score and flag through the ordinary guard path, the guard's decision and
+        whether the model's answer refused.
+    """
+    from dataclasses import asdict
+
+    from layerguard.progress import progress_bar
+
+    if guarded.lm is None:
+        raise InvalidInputError("the latent-ring attack needs the local model", hint="load the guard with lm=")
+    searcher = SuffixSearch(guarded.lm, latent_model_of(guarded), **search)
+    randoms, found = [], []
+    with progress_bar(total=len(requests), desc="suffix search", unit="request", enabled=progress) as bar:
+        for req in requests:
+            rand = searcher.random_suffix(req)
+            randoms.append(searcher.text(req, rand))
+            found.append(searcher.run(req, steps=steps, init=rand))
+            bar.update(1)
+    searched = [searcher.text(r.request, r.suffix_ids) for r in found]
+    conditions = {
+        "none": _measure(guarded, list(requests), max_new_tokens, batch_size),
+        "random": _measure(guarded, randoms, max_new_tokens, batch_size),
+        "searched": _measure(guarded, searched, max_new_tokens, batch_size),
+    }
+    return {"conditions": conditions, "searches": [asdict(r) for r in found]}
+
+
+def summarize_latent_attack(result: dict[str, Any]) -> dict[str, Any]:
+    """Per condition: mean latent score, latent catch rate, guard block rate, model refusal, guarded ASR."""
+    import statistics
+
+    from layerguard.stats import rate
+
+    out: dict[str, Any] = {}
+    for name, rows in result["conditions"].items():
+        scores = [r["latent_score"] for r in rows if r["latent_score"] is not None]
+        out[name] = {
+            "latent_score_mean": statistics.fmean(scores) if scores else None,
+            "latent_flagged": rate([r["latent_flag"] for r in rows]),
+            "guard_blocked": rate([r["decision"] != "allow" for r in rows]),
+            "model_refused": rate([r["refused"] for r in rows]),
+            "guarded_asr": rate([r["guarded_success"] for r in rows]),
+        }
+    losses = [(s["loss_start"], s["loss_end"]) for s in result["searches"]]
+    out["search_loss"] = {
+        "start_mean": statistics.fmean(a for a, _ in losses) if losses else None,
+        "end_mean": statistics.fmean(b for _, b in losses) if losses else None,
+    }
+    return out
