@@ -74,6 +74,8 @@ class GuardBuildSettings(BaseModel):
     tool_policy: Path | None = None
     monitor_prompts: int = Field(default=64, ge=4)
     conversation: bool = True
+    augment: int = Field(default=1, ge=0)
+    release: bool = True
 
 
 AUDIT = AuditSettings()

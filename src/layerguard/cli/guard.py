@@ -56,6 +56,16 @@ def build(
     conversation: Annotated[
         bool, typer.Option("--conversation/--no-conversation", help="Add the multi-turn conversation ring.")
     ] = GUARD_BUILD.conversation,
+    augment: Annotated[
+        int, typer.Option(min=0, help="Wrapped copies of each training prompt (training-family wrappers).")
+    ] = GUARD_BUILD.augment,
+    release: Annotated[
+        bool,
+        typer.Option(
+            "--release/--no-release",
+            help="Answer benign requests the model would refuse with its refusal direction ablated.",
+        ),
+    ] = GUARD_BUILD.release,
     show_config: Annotated[
         bool, typer.Option("--show-config", help="Print the resolved settings as JSON and exit.")
     ] = (False),
@@ -98,6 +108,8 @@ def build(
         tool_policy=s.tool_policy,
         monitor_prompts=s.monitor_prompts,
         conversation=s.conversation,
+        augment=s.augment,
+        release=s.release,
     )
     typer.echo(f"wrote {path}")
 

@@ -39,6 +39,9 @@ class GenerationParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
+    # a unit [d_model] direction projected out of the residual stream for this request only
+    # (the guard's "release" of a benign request the model would refuse); local backends only
+    ablate: Any = None
 
 
 class StreamMonitor(Protocol):

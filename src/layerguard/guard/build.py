@@ -17,53 +17,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from layerguard.activations.store import ActivationSet
 from layerguard.data.loaders import assert_not_held_out
 from layerguard.data.samples import Sample, spread
-from layerguard.directions.direction import Direction
-from layerguard.directions.extract import capture_contrast, data_hash, diff_in_means, directions_from_acts
+from layerguard.directions.extract import diff_in_means
 from layerguard.errors import InvalidInputError
-from layerguard.guard.calibration import threshold_for_fpr
 from layerguard.guard.config import GuardConfig, ModelRef, RingConfig
+from layerguard.guard.latent_fit import fit_latent_model
 from layerguard.guard.pipeline import Guard
 from layerguard.guard.probe import LogisticProbe
 from layerguard.guard.rings.latent import LatentGuardModel, Variant
 from layerguard.guard.types import Ring
-from layerguard.stats import auroc
-from layerguard.version import __version__
-
-
-def _capture(
-    lm: Any, harmful: Sequence[Sample], benign: Sequence[Sample], batch_size: int, progress: bool | None
-) -> tuple[ActivationSet, ActivationSet]:
-    """The residual stream at ``t_inst`` at every layer, for both sides of the contrast."""
-    return capture_contrast(
-        lm,
-        harmful,
-        benign,
-        positions=("t_inst",),
-        batch_size=batch_size,
-        progress=progress,
-        names=("harmful", "benign"),
-    )
-
-
-def _at_layers(acts: ActivationSet, layers: Sequence[int]) -> Any:
-    """``[n, len(layers), d]`` states at ``t_inst`` at the given layers."""
-    import torch
-
-    return torch.stack([acts.at(f"blocks.{layer}.resid_pre", "t_inst") for layer in layers], dim=1)
-
-
-def harmfulness_direction(
-    lm: Any, pos: ActivationSet, neg: ActivationSet, harmful: Sequence[Sample], benign: Sequence[Sample]
-) -> Direction:
-    """The harmfulness :class:`Direction` (harmful minus benign mean at ``t_inst``, every layer).
-
-    Computed by the directions package from the captured states, so it carries the model id,
-    weights, template and data hashes like any extracted direction.
-    """
-    return directions_from_acts(lm, pos, neg, meta={"data_sha256": data_hash(harmful, benign)})["harmfulness"]
 
 
 def fit_scorer(x_pos: Any, x_neg: Any, unit: Any, variant: Variant, l2: float = 1e-2) -> LogisticProbe:
@@ -118,113 +81,6 @@ def out_of_fold_scores(
     return pos, neg
 
 
-def _select_layer(
-    x_pos: Any, x_neg: Any, cand: list[int], variants: list[Variant], seed: int
-) -> tuple[Variant, int, dict[str, dict[int, float]]]:
-    """Variant and layer with the best AUROC on a 30% inner holdout of the training prompts."""
-    rng = random.Random(seed)
-    idx_p, idx_n = list(range(len(x_pos))), list(range(len(x_neg)))
-    rng.shuffle(idx_p)
-    rng.shuffle(idx_n)
-    cut_p, cut_n = int(0.7 * len(idx_p)), int(0.7 * len(idx_n))
-    layer_auroc: dict[str, dict[int, float]] = {v: {} for v in variants}
-    for v in variants:
-        for j, layer in enumerate(cand):
-            d, scorer = fit_latent(x_pos[idx_p[:cut_p], j], x_neg[idx_n[:cut_n], j], v)
-            model = LatentGuardModel(layer, v, d, scorer, 0.5)
-            sp = model.score(x_pos[idx_p[cut_p:], j]).tolist()
-            sn = model.score(x_neg[idx_n[cut_n:], j]).tolist()
-            layer_auroc[v][layer] = auroc(sp, sn)
-    chosen, best = max(((v, layer) for v in variants for layer in cand), key=lambda vl: layer_auroc[vl[0]][vl[1]])
-    return chosen, best, layer_auroc
-
-
-def _categories(
-    model: LatentGuardModel,
-    x_pos: Any,
-    x_neg: Any,
-    harmful: Sequence[Sample],
-    benign: Sequence[Sample],
-    benign_scores: list[float],
-    category_fpr: dict[str, float] | None,
-) -> None:
-    """Per-category centroid directions and (where asked) per-category thresholds, on ``model``."""
-    cats = sorted({s.category for s in harmful})
-    centroids = {}
-    for c in cats:
-        rows = [i for i, s in enumerate(harmful) if s.category == c]
-        v = diff_in_means(x_pos[rows], x_neg)
-        centroids[c] = v / v.norm().clamp(min=1e-12)
-    model.category_centroids = centroids
-    cat_thresholds: dict[str, float] = {}
-    for c, fpr in (category_fpr or {}).items():
-        if c not in centroids:
-            raise InvalidInputError(f"unknown category {c!r} in category_fpr", hint=f"categories: {', '.join(cats)}")
-        rows = [i for i, s in enumerate(benign) if s.category.removeprefix("benign_") == c]
-        if not rows:
-            raise InvalidInputError(f"no benign prompts of category {c!r} to calibrate on")
-        cat_thresholds[c] = threshold_for_fpr([benign_scores[i] for i in rows], fpr)
-    model.category_thresholds = cat_thresholds
-
-
-def fit_latent_model(
-    lm: Any,
-    harmful: Sequence[Sample],
-    benign: Sequence[Sample],
-    cand: list[int],
-    variant: Variant | Literal["auto"],
-    *,
-    target_fpr: float,
-    category_fpr: dict[str, float] | None,
-    batch_size: int,
-    seed: int,
-    progress: bool | None,
-    cv_folds: int,
-    log: Callable[[str], None],
-) -> tuple[LatentGuardModel, dict[str, Any]]:
-    """The calibrated latent model (built from the harmfulness :class:`Direction`) and its build statistics.
-
-    See :func:`build_guard` for the arguments.
-    """
-    bad = [layer for layer in cand if not 0 <= layer < lm.n_layers]
-    if bad or not cand:
-        raise InvalidInputError(f"candidate layers {bad or cand} are out of range", hint=f"use 0..{lm.n_layers - 1}")
-    log(f"capturing t_inst at every layer for {len(harmful)} harmful + {len(benign)} benign prompts")
-    pos_acts, neg_acts = _capture(lm, harmful, benign, batch_size, progress)
-    direction = harmfulness_direction(lm, pos_acts, neg_acts, harmful, benign)
-    x_pos, x_neg = _at_layers(pos_acts, cand), _at_layers(neg_acts, cand)
-    del pos_acts, neg_acts
-    variants: list[Variant] = ["centroid", "probe"] if variant == "auto" else [variant]
-    chosen, best, layer_auroc = _select_layer(x_pos, x_neg, cand, variants, seed)
-    j = cand.index(best)
-    log(f"{chosen} at layer {best}: inner-holdout AUROC {layer_auroc[chosen][best]:.3f}")
-
-    direction = direction.with_layer(best)
-    scorer = fit_scorer(x_pos[:, j], x_neg[:, j], direction.unit(), chosen)
-    model = LatentGuardModel.from_direction(direction, chosen, scorer, 0.5)
-    pos_scores, benign_scores = out_of_fold_scores(x_pos[:, j], x_neg[:, j], chosen, folds=cv_folds, seed=seed)
-    model.threshold = threshold_for_fpr(benign_scores, target_fpr)
-    _categories(model, x_pos[:, j], x_neg[:, j], harmful, benign, benign_scores, category_fpr)
-    threshold = model.threshold
-    stats = {
-        "layer_auroc_inner_holdout": layer_auroc,
-        "layer": best,
-        "threshold": threshold,
-        "calibration": f"{cv_folds}-fold out-of-fold scores of the training prompts",
-        "cv_tpr": sum(s >= threshold for s in pos_scores) / len(pos_scores),
-        "cv_fpr": sum(s >= threshold for s in benign_scores) / len(benign_scores),
-        "cv_auroc": auroc(pos_scores, benign_scores),
-        "n_harmful": len(harmful),
-        "n_benign": len(benign),
-        "target_fpr": target_fpr,
-        "category_fpr": category_fpr or {},
-        "variant": chosen,
-        "seed": seed,
-        "layerguard_version": __version__,
-    }
-    return model, stats
-
-
 def build_guard(
     lm: Any,
     out_dir: str | Path,
@@ -245,6 +101,8 @@ def build_guard(
     tool_policy: Path | None = None,
     cv_folds: int = 5,
     conversation: bool = True,
+    augment: int = 1,
+    release: bool = True,
 ) -> Path:
     """Fit and calibrate a guard for ``lm`` and write ``out_dir/guard.yaml``.
 
@@ -269,6 +127,10 @@ def build_guard(
         tool_policy: A tool-call policy YAML to copy into the guard (enables the tool gate).
         cv_folds: Folds of the out-of-fold scores that thresholds are calibrated on.
         conversation: Add the conversation ring (risk accumulated over turns, bursts of blocks).
+        augment: Wrapped copies of each training prompt for the latent ring (training-family
+            wrappers, on harmful and benign prompts alike; 0: plain prompts only).
+        release: Switch the release option on in ``guard.yaml`` (benign requests the model
+            leans to refuse are answered with its refusal direction ablated).
 
     Raises:
         InvalidInputError: held-out samples, too little data, or an existing guard in out_dir.
@@ -297,6 +159,7 @@ def build_guard(
         progress=progress,
         cv_folds=cv_folds,
         log=log,
+        augment=augment,
     )
     stats["duration_s"] = round(time.time() - t0, 1)
     stats["sources"] = sorted({s.source for s in [*harmful, *benign]})
@@ -318,6 +181,7 @@ def build_guard(
     cfg = GuardConfig(
         model=ModelRef(name=lm.name, weights_sha256=lm.weights_sha256, template_sha256=lm.template_hash),
         rings=rings,
+        release=release,
         build=stats,
     )
     cfg.save(out / "guard.yaml")
@@ -434,4 +298,4 @@ def load_guard(path: str | Path, lm: Any | None = None, *, text_only: bool = Fal
             unavailable.append(rc.name)
             continue
         rings.append(build_ring(rc.name, rc.params, base, lm, where=str(path)))
-    return Guard(rings, stop_early=cfg.stop_early, unavailable=unavailable)
+    return Guard(rings, stop_early=cfg.stop_early, unavailable=unavailable, release=cfg.release)

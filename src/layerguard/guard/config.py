@@ -61,6 +61,8 @@ class GuardConfig(BaseModel):
     model: ModelRef
     rings: list[RingConfig]
     stop_early: bool = True
+    # answer a request the latent ring offers to release with the model's refusal direction ablated
+    release: bool = False
     build: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod

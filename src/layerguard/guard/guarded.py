@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,6 +95,7 @@ class Finished:
     usage: dict[str, int] = field(default_factory=dict)
     halted_by: str | None = None
     monitor_score: float | None = None
+    released: bool = False  # answered with the refusal direction ablated (see GuardedModel.release_vector)
 
 
 Event = InputChecked | TextChunk | Halted | Finished
@@ -127,6 +128,7 @@ class Answered:
     text: str  # '' when the guard declined the request or stopped the answer
     decision: Decision
     verdict: GuardVerdict
+    released: bool = False  # answered with the refusal direction ablated
 
 
 class GuardedModel:
@@ -191,6 +193,9 @@ class GuardedModel:
             return
         if self.backend is None:
             raise InvalidInputError("this guarded model has no backend to generate with", hint="pass a backend")
+        vector = self.release_vector(verdict)
+        if vector is not None:
+            params = replace(params, ablate=vector)  # the backend prefills again under the ablation
         parts: list[str] = []
         last = Chunk("")
         for chunk in self.backend.stream(exchange, params):
@@ -214,7 +219,23 @@ class GuardedModel:
             final = combine([*verdict.rings, halt], verdict.stopped_at, verdict.unavailable, verdict.latency_ms)
             yield Finished(final, text, "content_filter", last.usage, last.halted_by, last.monitor_score)
             return
-        yield Finished(verdict, text, last.finish_reason or "stop", last.usage)
+        yield Finished(verdict, text, last.finish_reason or "stop", last.usage, released=vector is not None)
+
+    def release_vector(self, verdict: GuardVerdict) -> Any:
+        """The direction to ablate when the guard releases this allowed request, else None.
+
+        Only with ``Guard.release`` on, only for an ``allow``, and only when a ring offered it
+        (``details["release"]``: the latent ring reads low harm and a model leaning to refuse).
+        """
+        if not self.guard.release or verdict.decision != "allow" or self.backend is not None and self.backend.text_only:
+            return None
+        for v in verdict.rings:
+            if v.details.get("release"):
+                ring = self.guard.ring(v.ring)
+                make = getattr(ring, "release_vector", None)
+                if make is not None:
+                    return make()
+        return None
 
     def gate(self, exchange: Exchange, calls: Sequence[ToolCall], declared: set[str] | None = None) -> list[GatedCall]:
         """Pass each proposed tool call through the tool-call rings; a failing ring blocks the call.
@@ -307,14 +328,48 @@ class GuardedModel:
 
         firsts = self.score_many(exchanges, [None] * len(exchanges), batch_size=batch_size, record_all=False)
         todo = [i for i, o in enumerate(firsts) if o.decision == "allow"]
-        convs = [[{"role": m.role, "content": m.content} for m in exchanges[i].messages] for i in todo]
-        texts = generate(self.lm, convs, max_new_tokens=max_new_tokens, batch_size=batch_size) if todo else []
+        vectors = {i: self.release_vector(firsts[i].verdict) for i in todo}
+        texts: dict[int, str] = {}
+        for group in ([i for i in todo if vectors[i] is None], [i for i in todo if vectors[i] is not None]):
+            if not group:
+                continue
+            convs = [[{"role": m.role, "content": m.content} for m in exchanges[i].messages] for i in group]
+            with self._ablating(vectors[group[0]]):  # one release vector per guard
+                answers = generate(self.lm, convs, max_new_tokens=max_new_tokens, batch_size=batch_size)
+            texts.update(zip(group, answers, strict=True))
         fresh = [Exchange(messages=exchanges[i].messages) for i in todo]
-        judged = self.score_many(fresh, texts, batch_size=batch_size, record_all=False)
+        judged = self.score_many(fresh, [texts[i] for i in todo], batch_size=batch_size, record_all=False)
         out = [Answered("", o.decision, o.verdict) for o in firsts]
-        for i, text, o in zip(todo, texts, judged, strict=True):
-            out[i] = Answered(text if o.decision == "allow" else "", o.decision, o.verdict)
+        for i, o in zip(todo, judged, strict=True):
+            released = vectors[i] is not None
+            # the input verdict (with the release offer) and the answer rings' verdicts
+            verdict = (
+                combine(
+                    [*firsts[i].verdict.rings, *(v for v in o.verdict.rings if self._is_answer_ring(v.ring))],
+                    None,
+                    o.verdict.unavailable,
+                    o.latency_ms,
+                )
+                if released
+                else o.verdict
+            )
+            out[i] = Answered(texts[i] if o.decision == "allow" else "", o.decision, verdict, released)
         return out
+
+    def _is_answer_ring(self, name: str) -> bool:
+        return any(r.name == name for r in self.guard.at("answer"))
+
+    def _ablating(self, vector: Any) -> Any:
+        """A context that projects ``vector`` out of the served model's residual stream (or does nothing)."""
+        from contextlib import nullcontext
+
+        if vector is None:
+            return nullcontext()
+        from layerguard.activations.interventions import ablate_direction
+
+        if self.lm is None:
+            raise InvalidInputError("releasing a request needs the local model", hint="pass lm= or a local backend")
+        return ablate_direction(self.lm, vector)
 
     def _fill_states(self, exchanges: Sequence[Exchange], answers: Sequence[str | None], batch_size: int) -> None:
         if not self.guard.reads or self.lm is None:

@@ -23,14 +23,29 @@ class Guard:
         stop_early: Stop the input stage after the first ring that blocks.
         unavailable: Names of configured rings that cannot run on this backend (recorded
             in every verdict so a caller knows what was not checked).
+        release: Answer requests that a ring offers to release (``details["release"]`` in its
+            verdict, e.g. the latent ring: low harm, high refusal intent) with that ring's
+            ``release_vector()`` ablated (see :class:`~layerguard.guard.guarded.GuardedModel`).
     """
 
-    def __init__(self, rings: Sequence[Ring], *, stop_early: bool = True, unavailable: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        rings: Sequence[Ring],
+        *,
+        stop_early: bool = True,
+        unavailable: Sequence[str] = (),
+        release: bool = False,
+    ) -> None:
         for ring in rings:
             _check_declarations(ring)
         self.rings = list(rings)
         self.stop_early = stop_early
         self.unavailable = list(unavailable)
+        self.release = release
+
+    def ring(self, name: str) -> Ring | None:
+        """The ring called ``name`` (None when there is none)."""
+        return next((r for r in self.rings if r.name == name), None)
 
     @property
     def names(self) -> list[str]:

@@ -38,7 +38,8 @@ def encode_for_reads(lm: Any, conversation: Sequence[dict[str, str]]) -> PromptP
     last token alone.
     """
     try:
-        return lm.encode(list(conversation))  # type: ignore[no-any-return]
+        pp0: PromptPositions = lm.encode(list(conversation))
+        return pp0
     except (TemplateError, InvalidInputError):
         pp: PromptPositions = lm.encode(list(conversation), find_instruction=False)
         n = len(pp.input_ids)

@@ -17,6 +17,7 @@ Per-category scores compare the state with each harm category's centroid.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -50,10 +51,11 @@ class LatentGuardModel:
     """The fitted artefacts of a latent ring.
 
     Attributes:
-        layer: The layer whose ``t_inst`` state is scored.
+        layer: The layer whose ``t_inst`` state is scored (with several reads: the first read's layer).
         variant: ``centroid`` or ``probe``.
-        direction: Unit vector ``[d]`` at ``layer`` (harmful centroid - harmless centroid).
-        scorer: Logistic probe on the 1-D projection (centroid) or on the full state (probe).
+        direction: Unit vectors ``[k, d]``, one per read (harmful centroid - benign centroid there);
+            ``[d]`` for a model of one read.
+        scorer: Logistic probe on the ``k`` projections (centroid) or on the ``k`` states concatenated (probe).
         threshold: Scores at or above it block.
         category_centroids: Category -> unit ``[d]`` vector (its harmful centroid - harmless centroid).
         category_thresholds: Per-category thresholds (category -> score).
@@ -64,6 +66,9 @@ class LatentGuardModel:
         harmfulness: The per-layer :class:`Direction` (role ``harmfulness`` at ``t_inst``) that
             ``direction`` is the unit vector of, with its provenance; None for a model made
             from a bare vector (fold models, files of format 0).
+        reads: The read names scored, in feature order (default: ``t_inst`` at ``layer``);
+            several reads pool the instruction (``inst_mean``), the post-instruction tokens
+            (``post_mean``) and several layers.
     """
 
     layer: int
@@ -78,6 +83,14 @@ class LatentGuardModel:
     template_sha256: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     harmfulness: Direction | None = None
+    reads: list[str] = field(default_factory=list)
+    release: Release | None = None
+
+    def __post_init__(self) -> None:
+        if not self.reads:
+            self.reads = [hook_name(self.layer)]
+        self.direction = self.direction.reshape(len(self.reads), -1)
+        self.category_centroids = {c: v.reshape(len(self.reads), -1) for c, v in self.category_centroids.items()}
 
     @classmethod
     def from_direction(
@@ -105,24 +118,32 @@ class LatentGuardModel:
             harmfulness=harmfulness,
         )
 
+    def _states(self, h: Any) -> Any:
+        """``[n, k, d]`` from ``[n, k, d]``, or from ``[n, d]`` for a model of one read."""
+        h = h.float()
+        return h.unsqueeze(1) if h.dim() == 2 else h
+
     def features(self, h: Any) -> Any:
-        """``[n, k]`` features from hidden states ``[n, d]``."""
+        """Scorer features from hidden states ``[n, k, d]`` (``[n, d]`` with one read)."""
+        h = self._states(h)
         if self.variant == "centroid":
-            return (h.float() @ self.direction).unsqueeze(-1)
-        return h.float()
+            return (h * self.direction.float()).sum(-1)  # [n, k]
+        return h.reshape(h.shape[0], -1)  # [n, k * d]
 
     def score(self, h: Any) -> Any:
-        """Probability of harm ``[n]`` for hidden states ``[n, d]``."""
+        """Probability of harm ``[n]`` for hidden states ``[n, k, d]`` (``[n, d]`` with one read)."""
         return self.scorer.predict(self.features(h))
 
     def categories(self, h: Any) -> Any:
-        """Cosine ``[n, n_categories]`` of each state with each category centroid."""
+        """Cosine ``[n, n_categories]`` of each (flattened) state with each category centroid."""
         import torch
 
+        h = self._states(h)
         if not self.category_centroids:
             return torch.zeros((h.shape[0], 0))
-        cents = torch.stack(list(self.category_centroids.values()))
-        return torch.nn.functional.normalize(h.float(), dim=-1) @ cents.T
+        cents = torch.stack([v.reshape(-1) for v in self.category_centroids.values()])
+        flat = torch.nn.functional.normalize(h.reshape(h.shape[0], -1), dim=-1)
+        return flat @ torch.nn.functional.normalize(cents.float(), dim=-1).T
 
     def save(self, directory: Path) -> None:
         """Write ``latent.safetensors`` and ``latent.json`` (the shared artefact format)."""
@@ -130,6 +151,7 @@ class LatentGuardModel:
         tensors.update(nest("category", self.category_centroids))
         meta: dict[str, Any] = {
             "layer": self.layer,
+            "reads": list(self.reads),
             "variant": self.variant,
             "threshold": self.threshold,
             "categories": list(self.category_centroids),
@@ -149,6 +171,10 @@ class LatentGuardModel:
             tensors.update(dir_tensors)
             if "data_sha256" in self.harmfulness.meta:
                 provenance["data_sha256"] = self.harmfulness.meta["data_sha256"]
+        if self.release is not None:
+            rel_tensors, meta["release"] = direction_entries(self.release.refusal, "release.refusal")
+            meta["release"].update(below=self.release.below, refusal_above=self.release.refusal_above)
+            tensors.update(rel_tensors)
         save_tensors(directory, STEM, KIND, tensors, meta, provenance)
 
     @classmethod
@@ -176,11 +202,56 @@ class LatentGuardModel:
                 template_sha256=str(meta["template_sha256"]),
                 meta=dict(meta.get("meta", {})),
                 harmfulness=None if harm is None else direction_from_entries(t, harm, "harmfulness"),
+                reads=list(meta.get("reads") or []),
+                release=None if "release" not in meta else Release.from_entries(t, meta["release"]),
             )
 
 
+@dataclass
+class Release:
+    """When the guard may *release* a request: answer it with the refusal direction ablated.
+
+    The model refuses some benign requests it knows are harmless (its refusal reads the form of
+    the request, its harmfulness belief the content). When the latent harm score is below
+    ``below`` (set so that few harmful training prompts fall under it) and the model leans to
+    refuse (the post-instruction state's projection on the refusal direction is at least
+    ``refusal_above``), the request can be answered with that direction projected out of the
+    residual stream for this request only.
+
+    Attributes:
+        refusal: The refusal :class:`Direction` (harmful - harmless at ``post_mean``), its layer selected.
+        below: Harm scores strictly below this may be released.
+        refusal_above: The refusal-intent projection at which the model is taken to lean to refuse.
+    """
+
+    refusal: Direction
+    below: float
+    refusal_above: float
+
+    @property
+    def read(self) -> str:
+        """The read of the refusal intent: ``post_mean`` at the refusal direction's layer."""
+        assert self.refusal.layer is not None
+        return read_name(self.refusal.layer, "post_mean")
+
+    def vector(self) -> Any:
+        """The unit ``[d]`` vector to ablate."""
+        return self.refusal.unit(self.refusal.layer)
+
+    def intent(self, h: Any) -> float:
+        """The refusal-intent projection of a ``[d]`` post-instruction state."""
+        return float(h.float() @ self.vector().float())
+
+    @classmethod
+    def from_entries(cls, tensors: Any, meta: dict[str, Any]) -> Release:
+        """Rebuild from the latent artefact's ``release`` entries."""
+        return cls(
+            direction_from_entries(tensors, meta, "release.refusal"), float(meta["below"]), float(meta["refusal_above"])
+        )
+
+
 class LatentRing:
-    """Ring reading the harmfulness representation at ``t_inst``.
+    """Ring reading the harmfulness representation (at ``t_inst``, or pooled over several reads).
 
     Args:
         model: The fitted artefacts.
@@ -193,25 +264,34 @@ class LatentRing:
     def __init__(self, model: LatentGuardModel, lm: Any | None = None) -> None:
         self.model = model
         self.lm = lm
-        self.reads: tuple[str, ...] = (hook_name(model.layer),)
+        self.reads: tuple[str, ...] = tuple(model.reads)
+        self.scored = len(model.reads)
+        if model.release is not None and model.release.read not in self.reads:
+            self.reads += (model.release.read,)
+        self.release_index = None if model.release is None else self.reads.index(model.release.read)
         if lm is not None and lm.weights_sha256 != model.weights_sha256:
             raise InvalidInputError(
                 f"this latent guard was built for {model.model_id}, not {lm.model_id}",
                 hint="build a guard for this model: layerguard guard build --model ...",
             )
 
+    def _has_states(self, exchange: Exchange) -> bool:
+        return bool(exchange.activations) and all(r in exchange.activations for r in self.reads)  # type: ignore[operator]
+
     def hidden(self, exchange: Exchange) -> Any:
-        """The ``[d]`` state at t_inst: from the exchange, else one forward pass of the local model."""
-        key = hook_name(self.model.layer)
-        if exchange.activations and key in exchange.activations:
-            return exchange.activations[key]
+        """The ``[k, d]`` states read: from the exchange, else one forward pass of the local model."""
+        import torch
+
+        if self._has_states(exchange):
+            assert exchange.activations is not None
+            return torch.stack([exchange.activations[r].float() for r in self.reads])  # [k (+1), d]
         if self.lm is None:
             raise InvalidInputError(
                 "the latent ring needs the served model's activations",
                 hint="serve with the local model backend, or give the ring a LoadedModel",
             )
         short = Exchange.model_validate({"messages": bounded_messages(exchange)})
-        return latent_states(self.lm, [short], [self.model.layer])[0][key]
+        return latent_states(self.lm, [short], self.reads)[0]
 
     def check(self, exchange: Exchange) -> RingVerdict:
         """Score the exchange; block at or above the calibrated (per-category) threshold.
@@ -224,8 +304,7 @@ class LatentRing:
         reading does not hide it from this one.
         """
         t0 = time.perf_counter()
-        key = hook_name(self.model.layer)
-        if not (exchange.activations and key in exchange.activations) and not exchange.last_user.strip():
+        if not self._has_states(exchange) and not exchange.last_user.strip():
             # an empty instruction has no t_inst to read, and nothing harmful in it
             return RingVerdict(
                 ring=self.name,
@@ -237,17 +316,31 @@ class LatentRing:
         if exchange.derived_texts and self.lm is not None:
             extra = [Exchange.from_prompt(t[-RING_PASS_MAX_CHARS:]) for t in exchange.derived_texts[:8] if t.strip()]
             if extra:
-                states += [st[key].float() for st in latent_states(self.lm, extra, [self.model.layer])]
-        scores = self.model.score(torch_stack(states)).tolist()
+                states += latent_states(self.lm, extra, self.reads)
+        k = self.scored
+        scores = self.model.score(torch_stack([st[:k] for st in states])).tolist()
         best = max(range(len(scores)), key=lambda i: scores[i])
-        verdict = self.verdict_from_state(states[best].unsqueeze(0), t0)
+        verdict = self.verdict_from_state(states[best][:k].unsqueeze(0), t0)
         if best > 0:
             verdict.explanation += " (on decoded text)"
             verdict.details["decoded_index"] = best - 1
+        rel = self.model.release
+        if rel is not None and self.release_index is not None and len(states[0]) > self.release_index:
+            intent = rel.intent(states[0][self.release_index])
+            verdict.details["refusal_intent"] = round(intent, 4)
+            if verdict.decision == "allow" and best == 0 and verdict.score < rel.below and intent >= rel.refusal_above:
+                verdict.details["release"] = True
+                verdict.explanation += (
+                    f"; release: harm {verdict.score:.3f} < {rel.below:.3f}, refusal intent {intent:.2f}"
+                )
         return verdict
 
+    def release_vector(self) -> Any:
+        """The unit ``[d]`` refusal vector a released request is answered with projected out (None: no release)."""
+        return None if self.model.release is None else self.model.release.vector()
+
     def verdict_from_state(self, h: Any, t0: float | None = None) -> RingVerdict:
-        """The verdict for a hidden state ``[1, d]``."""
+        """The verdict for hidden states ``[1, k, d]`` (``[1, d]`` with one read)."""
         t0 = time.perf_counter() if t0 is None else t0
         score = float(self.model.score(h)[0])
         cats = self.model.categories(h)[0].tolist()
@@ -262,7 +355,7 @@ class LatentRing:
             category=category if decision == "block" else None,
             category_scores=dict(zip(names, (round(c, 4) for c in cats), strict=True)),
             latency_ms=(time.perf_counter() - t0) * 1000,
-            explanation=f"harmfulness {score:.3f} vs threshold {threshold:.3f} at layer {self.model.layer}"
+            explanation=f"harmfulness {score:.3f} vs threshold {threshold:.3f} ({', '.join(self.reads)})"
             + (f" (nearest category {category})" if category else ""),
         )
 
@@ -274,15 +367,12 @@ def torch_stack(tensors: list[Any]) -> Any:
     return torch.stack(tensors)
 
 
-def latent_states(lm: Any, exchanges: list[Exchange], layers: list[int], batch_size: int = 8) -> list[dict[str, Any]]:
-    """Activation dicts (``blocks.{l}.resid_pre@t_inst`` -> ``[d]``) for exchanges, batched."""
-    from layerguard.activations.capture import capture_activations
-    from layerguard.activations.store import ActivationSet
+def latent_states(lm: Any, exchanges: list[Exchange], reads: Sequence[str], batch_size: int = 8) -> list[Any]:
+    """The ``[k, d]`` states of ``reads`` for each exchange, in batched passes of the local model."""
+    import torch
+
+    from layerguard.guard.states import exchange_states
 
     convs = [[{"role": m.role, "content": m.content} for m in ex.messages] for ex in exchanges]
-    acts = capture_activations(lm, convs, layers=layers, positions=["t_inst"], batch_size=batch_size, progress=False)
-    assert isinstance(acts, ActivationSet)
-    return [
-        {hook_name(layer): acts.at(f"blocks.{layer}.resid_pre", "t_inst")[i] for layer in layers}
-        for i in range(len(exchanges))
-    ]
+    rows = exchange_states(lm, convs, [""] * len(convs), reads=reads, batch_size=batch_size)
+    return [torch.stack([row[r].float() for r in reads]) for row in rows]

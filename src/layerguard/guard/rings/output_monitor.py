@@ -7,7 +7,10 @@ calibrated threshold, generation halts and a safe completion is returned. The ri
 scores a finished response the same way (one teacher-forced pass).
 
 The probe is trained on the model's own answers: answers to harmful prompts that it did
-not refuse are positives; answers to harmless prompts and refusals are negatives.
+not refuse are positives; answers to harmless and borderline-benign prompts and refusals are
+negatives. A halt is *debounced*: the running score must stay at or above the threshold for
+``debounce`` consecutive tokens (as streaming guards such as Qwen3Guard-Stream do), so one
+alarming word in a benign answer ("kill the process", "bleach") does not stop it.
 """
 
 from __future__ import annotations
@@ -44,19 +47,28 @@ class OutputMonitor:
     min_tokens: int = 4
     meta: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)  # model and data it was fitted on
+    debounce: int = 1  # consecutive tokens the running score must stay over the threshold
 
     def start(self) -> dict[str, Any]:
         """A fresh running state for one generation."""
-        return {"ema": None, "n": 0, "max": 0.0}
+        return {"ema": None, "n": 0, "max": 0.0, "recent": []}
 
     def update(self, state: dict[str, Any], h: Any) -> float:
-        """Add one token's hidden state ``[d]``; return the running score in [0, 1]."""
+        """Add one token's hidden state ``[d]``; return the debounced running score in [0, 1].
+
+        The returned score is the lowest EMA of the last ``debounce`` tokens: it reaches the
+        threshold only when the EMA has stayed there for ``debounce`` tokens in a row.
+        """
         p = float(self.probe.predict(h.float().unsqueeze(0))[0])
         state["ema"] = p if state["ema"] is None else self.alpha * p + (1 - self.alpha) * state["ema"]
         state["n"] += 1
+        recent = state.setdefault("recent", [])
+        recent.append(float(state["ema"]))
+        del recent[: -max(1, self.debounce)]
+        score = min(recent) if len(recent) >= max(1, self.debounce) else 0.0
         if state["n"] >= self.min_tokens:
-            state["max"] = max(state["max"], state["ema"])
-        return float(state["ema"])
+            state["max"] = max(state["max"], score)
+        return score
 
     def trace(self, token_states: Any) -> list[float]:
         """Running scores for a whole response ``[T, d]``."""
@@ -75,6 +87,7 @@ class OutputMonitor:
             "threshold": self.threshold,
             "alpha": self.alpha,
             "min_tokens": self.min_tokens,
+            "debounce": self.debounce,
             "meta": self.meta,
         }
         save_tensors(directory, STEM, KIND, self.probe.tensors(), meta, self.provenance)
@@ -100,6 +113,7 @@ class OutputMonitor:
                 int(m["min_tokens"]),
                 dict(m.get("meta", {})),
                 art.provenance,
+                int(m.get("debounce", 1)),
             )
 
 
@@ -136,6 +150,7 @@ def build_output_monitor(
     responses: tuple[list[str], list[str]] | None = None,
     progress: bool | None = None,
     folds: int = 5,
+    debounce: int = 3,
 ) -> OutputMonitor:
     """Train and calibrate an output monitor on the model's own answers.
 
@@ -151,6 +166,7 @@ def build_output_monitor(
         responses: Pre-generated (harmful, benign) answers; skips generation.
         progress: Show progress bars.
         folds: Folds (over answers) of the out-of-fold scores the threshold is calibrated on.
+        debounce: Consecutive tokens over the threshold that a halt needs.
 
     Raises:
         InvalidInputError: when there are fewer than 2 positive or negative answers.
@@ -207,18 +223,22 @@ def build_output_monitor(
                 [x for i, x in enumerate(states_neg) if i % k != f],
             ),
             threshold=1.0,
+            debounce=debounce,
         )
         for i in held_p:
             pos_scores[i] = fold.response_score(states_pos[i])
         for i in held_n:
             neg_scores[i] = fold.response_score(states_neg[i])
-    mon = OutputMonitor(layer, fit(states_pos, states_neg), threshold=threshold_for_fpr(neg_scores, target_fpr))
+    mon = OutputMonitor(
+        layer, fit(states_pos, states_neg), threshold=threshold_for_fpr(neg_scores, target_fpr), debounce=debounce
+    )
     mon.provenance = provenance_of(lm, data_sha256=data_hash(list(harmful), list(benign)))
     mon.meta = {
         "n_positive": len(pos),
         "n_negative": len(neg),
         "target_fpr": target_fpr,
         "calibration": f"{k}-fold out-of-fold answers",
+        "debounce": debounce,
         "cv_tpr": sum(s >= mon.threshold for s in pos_scores) / len(pos_scores),
         "cv_fpr": sum(s >= mon.threshold for s in neg_scores) / len(neg_scores),
     }
