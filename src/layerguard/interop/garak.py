@@ -1,8 +1,9 @@
 """layerguard and garak: results as a garak report, a garak report's prompts as a dataset, garak aimed at the service.
 
-garak writes one ``report.jsonl`` per scan: an ``init`` entry, one ``attempt`` entry per prompt
-and answer (``status`` 2 once judged, with ``detector_results``: detector name -> one score per
-output, 1 = the probe hit, i.e. the attack succeeded), one ``eval`` entry per probe and
+garak writes one ``report.jsonl`` per scan: an ``init`` entry, two ``attempt`` entries per
+prompt (``status`` 1 when sent; ``status`` 2 once answered and judged, with
+``detector_results``: detector name -> one score per output, 1 = the probe hit, i.e. the
+attack succeeded), one ``eval`` entry per probe and
 detector (``passed`` of ``total_evaluated``) and a ``completion`` entry. :func:`garak_report`
 writes layerguard result rows in that form (garak 0.17 field names): each attack is a probe
 ``layerguard.<attack>``, each judge a detector ``layerguard.<judge>``. garak's own reader
@@ -78,13 +79,28 @@ def garak_report(
         prompt = str(r.get("prompt", ""))
         response = str(r.get("response", ""))
         prompt_conv = _conversation([("user", prompt)])
+        attempt_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{run}/{seq}"))
+        probe = f"layerguard.{r['attack']}"
+        # garak logs an attempt twice: when sent (status 1) and once judged (status 2)
         out.append(
             {
                 "entry_type": "attempt",
-                "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{run}/{seq}")),
+                "uuid": attempt_id,
+                "seq": seq,
+                "status": 1,
+                "probe_classname": probe,
+                "prompt": prompt_conv,
+                "outputs": [],
+                "detector_results": {},
+            }
+        )
+        out.append(
+            {
+                "entry_type": "attempt",
+                "uuid": attempt_id,
                 "seq": seq,
                 "status": 2,
-                "probe_classname": f"layerguard.{r['attack']}",
+                "probe_classname": probe,
                 "probe_params": {"family": r.get("family")},
                 "targets": [],
                 "prompt": prompt_conv,
@@ -166,7 +182,7 @@ def load_garak_report(path: Path) -> list[Sample]:
             entry = json.loads(line)
         except json.JSONDecodeError:
             raise InvalidInputError(f"{path}:{n} is not JSON", hint="pass a garak report.jsonl") from None
-        if not isinstance(entry, dict) or entry.get("entry_type") != "attempt":
+        if not isinstance(entry, dict) or entry.get("entry_type") != "attempt" or entry.get("status") == 1:
             continue
         text = _prompt_text(entry.get("prompt")).strip()
         if not text or text in seen:

@@ -120,21 +120,24 @@ def asr_curve(first_success: Sequence[int | None], ns: Sequence[int]) -> list[di
     Args:
         first_success: Per prompt, the index of its first successful draw (None: none within the budget).
         ns: Budgets to report.
+
+    Returns:
+        One rate per budget (``rate``, ``lo``, ``hi``, ``k``, ``n`` = prompts) with its ``budget`` N.
     """
-    return [{"n": n, **rate([f is not None and f < n for f in first_success])} for n in ns]
+    return [{**rate([f is not None and f < n for f in first_success]), "budget": n} for n in ns]
 
 
 def fit_power_law(curve: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """Fit ``-ln ASR(N) = a * N ** b`` on the points with 0 < ASR < 1; None with fewer than 3 such points.
 
     Returns:
-        ``{"a", "b", "r2", "n_points", "predicted": [{n, asr}], "n_for_half": N where the fit reaches 0.5}``.
+        ``{"a", "b", "r2", "n_points", "predicted": [{budget, asr}], "n_for_half": N where the fit reaches 0.5}``.
     """
-    pts = [(c["n"], -math.log(c["rate"])) for c in curve if 0 < c["rate"] < 1]
+    pts = [(c["budget"], -math.log(c["rate"])) for c in curve if 0 < c["rate"] < 1]
     fit = power_law([n for n, _ in pts], [y for _, y in pts])
     if fit is None:
         return None
     a, b = fit["a"], fit["b"]
-    predicted = [{"n": c["n"], "asr": math.exp(-a * c["n"] ** b)} for c in curve]
+    predicted = [{"budget": c["budget"], "asr": math.exp(-a * c["budget"] ** b)} for c in curve]
     half = (math.log(2) / a) ** (1 / b) if b < 0 and a > 0 else None
     return {**fit, "predicted": predicted, "n_for_half": half}
