@@ -307,3 +307,15 @@ def cliff(
             f"  cliff(gen) {f(v['cliff_rate_generation']['rate'])}  signal {f(v['signal_fire_rate']['rate'])}"
         )
     typer.echo(f"wrote {out / 'cliff.json'}, {out / 'cliff.png'} and the signal in {out / 'signal'}")
+
+
+def _register_circuit_commands() -> None:
+    from layerguard.cli import lab_circuits
+
+    app.command("patch")(lab_circuits.patch)
+    app.command("heads")(lab_circuits.heads)
+    app.command("interchange")(lab_circuits.interchange)
+    app.command("cipher")(lab_circuits.cipher)
+
+
+_register_circuit_commands()
