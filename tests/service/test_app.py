@@ -338,12 +338,16 @@ def test_routes_and_server_errors(service):
 
 
 def test_health_ready_metrics(service):
+    admin = {"Authorization": f"Bearer {KEYS['admin']}"}
     assert httpx.get(f"{service.url}/healthz").json()["status"] == "ok"
-    r = httpx.get(f"{service.url}/readyz")
+    assert httpx.get(f"{service.url}/readyz").json() == {"status": "ready"}  # details for operators only
+    r = httpx.get(f"{service.url}/readyz", headers=admin)
     assert r.status_code == 200 and r.json()["database"] == "ok" and r.json()["backend"]["backend"] == "fake"
+    assert httpx.get(f"{service.url}/metrics").status_code == 401
+    assert httpx.get(f"{service.url}/metrics", headers={"Authorization": f"Bearer {KEYS['user']}"}).status_code == 403
     post(service, "/v1/chat/completions", chat_body("forbidden"))
     post(service, "/v1/chat/completions", chat_body("HALT"))
-    text = httpx.get(f"{service.url}/metrics").text
+    text = httpx.get(f"{service.url}/metrics", headers=admin).text
     assert 'layerguard_requests_total{decision="block",endpoint="chat.completions"}' in text
     assert 'layerguard_ring_latency_seconds_bucket{le="0.001",ring="blocker"}' in text
     assert 'layerguard_halts_total{ring="output_monitor"}' in text
@@ -377,8 +381,13 @@ def test_crescendo_escalates_through_the_service(make_service):
 def test_burst_of_blocked_attempts_blocks_the_key(make_service):
     server = make_service(burst_blocks=3, burst_window_s=60, cooldown_s=60)
     client = openai_client(server, KEYS["burst"])
-    for i in range(3):
+    for i in range(4):  # blocked by one ring alone: never counts towards a lock-out
         resp = client.chat.completions.create(model="fake-model", messages=user(f"forbidden {i}"))
+        assert resp.choices[0].finish_reason == "content_filter"
+    ok = client.chat.completions.create(model="fake-model", messages=user("a harmless question"))
+    assert ok.choices[0].finish_reason == "stop"
+    for i in range(3):  # two rings agree (a second opinion): these count
+        resp = client.chat.completions.create(model="fake-model", messages=user(f"forbidden risk=0.9 {i}"))
         assert resp.choices[0].finish_reason == "content_filter"
     resp = client.chat.completions.create(model="fake-model", messages=user("a harmless question"))
     assert resp.choices[0].finish_reason == "content_filter"
@@ -427,3 +436,28 @@ def test_audit_redaction(make_service):
     assert row["prompt_preview"] == "[redacted]" and len(row["prompt_sha256"]) == 64
     esc = hidden.store.get_escalation(resp.model_extra["layerguard"]["escalation_id"])
     assert "messages" not in esc["payload"] and "secret" not in json.dumps(esc["payload"])
+
+
+def test_keys_in_urls_are_refused_and_aborted_uploads_are_clean(service, caplog):
+    import socket
+    import time
+
+    admin = {"Authorization": f"Bearer {KEYS['admin']}"}
+
+    def server_errors() -> float:
+        text = httpx.get(f"{service.url}/metrics", headers=admin).text
+        return sum(float(line.split()[-1]) for line in text.splitlines() if 'status="500"' in line)
+
+    before = server_errors()
+    r = httpx.post(f"{service.url}/v1/guard/check?api_key={KEYS['user']}", json={"prompt": "hi"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "key_in_url"
+    # an upload that stops half-way: no 500, no traceback
+    with socket.create_connection(("127.0.0.1", service.port)) as sock:
+        sock.sendall(
+            b"POST /v1/guard/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {KEYS['user']}\r\nContent-Length: 5000\r\n\r\n".encode()
+            + b'{"prompt": "'
+        )
+    time.sleep(0.5)
+    assert server_errors() == before
+    assert not [rec for rec in caplog.records if rec.levelname == "ERROR" and "unhandled" in rec.getMessage()]

@@ -22,12 +22,21 @@ class Clock:
         return self.t
 
 
-def turn(ring: ConversationRing, score: float, *, conv: str = "c1", key: str = "k1", decision: str = "allow"):
+def turn(
+    ring: ConversationRing,
+    score: float,
+    *,
+    conv: str = "c1",
+    key: str = "k1",
+    decision: str = "allow",
+    second: float = 0.0,
+    prompt: str | None = None,
+):
     ex = Exchange.from_prompt(
-        f"turn with score {score}",
+        prompt or f"turn with score {score}",
         conversation_id=conv,
         api_key=key,
-        turn_scores={"latent": score, "keyword": 0.0},
+        turn_scores={"latent": score, "keyword": second},
         turn_decision=decision,
     )
     return ring.check(ex)
@@ -109,9 +118,9 @@ def test_burst_of_blocked_attempts_blocks_the_key_for_a_cooldown(state):
     clock = Clock()
     ring = ConversationRing(state, burst_blocks=3, burst_window_s=60, cooldown_s=120, clock=clock)
     for i in range(2):
-        assert turn(ring, 0.9, decision="block", key="bad", conv=f"x{i}").decision == "allow"
+        assert turn(ring, 0.9, decision="block", key="bad", conv=f"x{i}", second=1.0).decision == "allow"
         clock.t += 5
-    v = turn(ring, 0.9, decision="block", key="bad", conv="x2")
+    v = turn(ring, 0.9, decision="block", key="bad", conv="x2", second=1.0)
     assert v.decision == "block" and v.category == "abuse_burst" and "3 blocked attempts within 60 s" in v.explanation
     clock.t += 10
     v = turn(ring, 0.0, key="bad", conv="benign")  # even a benign request is refused now
@@ -125,8 +134,36 @@ def test_blocks_outside_the_window_do_not_count(state):
     clock = Clock()
     ring = ConversationRing(state, burst_blocks=3, burst_window_s=10, clock=clock)
     for i in range(6):
-        assert turn(ring, 0.9, decision="block", key="slow", conv=f"s{i}").decision == "allow"
+        assert turn(ring, 0.9, decision="block", key="slow", conv=f"s{i}", second=1.0).decision == "allow"
         clock.t += 6  # at most 2 blocks in any 10 s window
+
+
+def test_blocks_one_ring_alone_stands_behind_never_lock_a_key_out(state):
+    """ "Name a color." blocked by the latent ring alone (0.97) but not by a second ring: no lock-out."""
+    clock = Clock()
+    ring = ConversationRing(state, burst_blocks=3, burst_window_s=60, cooldown_s=300, clock=clock)
+    for i in range(10):
+        v = turn(ring, 0.97, decision="block", key="benign", conv=f"b{i}", second=0.1)
+        assert v.decision == "allow" and "blocked_recent" not in v.details
+        clock.t += 1
+    assert turn(ring, 0.0, key="benign", conv="later").decision == "allow"
+    # with a single scoring ring its own block is the only opinion there is
+    alone = ConversationRing(MemoryConversationState(), burst_blocks=2, clock=clock)
+    ex = Exchange.from_prompt("x", api_key="solo", turn_scores={"latent": 0.95}, turn_decision="block")
+    assert alone.confident_block(ex)
+
+
+def test_a_new_conversation_id_does_not_reset_the_risk(state):
+    """The same thread sent under a fresh id every turn still accumulates (content fingerprint)."""
+    ring = ConversationRing(state, burst_blocks=0)
+    history: list[Message] = []
+    decisions = []
+    for i in range(6):
+        history = [*history, Message(role="user", content=f"step {i}")]
+        ex = Exchange(messages=history, conversation_id=f"fresh-{i}", api_key="k", turn_scores={"latent": 0.4})
+        decisions.append(ring.check(ex).decision)
+        history = [*history, Message(role="assistant", content="ok")]
+    assert decisions == ["allow"] * 4 + ["escalate"] * 2
 
 
 def test_garbage_turn_scores_are_ignored():

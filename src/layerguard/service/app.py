@@ -12,6 +12,9 @@ Endpoints (all JSON; errors are ``{"error": {"message", "type", "code", "param"}
 * ``GET /v1/escalations?status=open`` and ``POST /v1/escalations/{id}`` (``{"action":
   "approve"|"reject", "note": ...}``): review queue, admin keys only.
 * ``GET /healthz`` (alive), ``GET /readyz`` (model and database), ``GET /metrics`` (Prometheus).
+  ``metrics_access`` (default ``admin``): ``/metrics`` needs an admin key and ``/readyz`` shows
+  its details (backend, layers, rings) only to one; ``public`` opens both, ``off`` turns
+  ``/metrics`` off. A key in the URL (``?api_key=``) is refused and never logged.
 
 Declined requests: ``block`` returns a refusal, ``rewrite`` the ring's replacement text and
 ``escalate`` a notice with the escalation id; all three end with ``content_filter``. Once an
@@ -300,16 +303,31 @@ def _add_health_routes(app: FastAPI, svc: Service) -> None:
     async def healthz() -> Response:
         return json_response({"status": "ok", "version": __version__})
 
+    access = svc.config.metrics_access
+
+    def may_see_details(request: Request) -> bool:
+        if access == "public":
+            return True
+        if access == "off" or not request.headers.get("authorization"):
+            return False
+        svc.auth.authenticate(request, admin=True)  # a wrong or non-admin key is told so
+        return True
+
     @app.get("/readyz")
-    async def readyz() -> Response:
+    async def readyz(request: Request) -> Response:
         ok, facts = await run_in_threadpool(_readiness, svc)
-        facts["status"] = "ready" if ok else "not ready"
-        facts["rings"] = svc.guard.names
-        facts["unavailable_rings"] = svc.guard.unavailable
+        status = {"status": "ready" if ok else "not ready"}
+        if not may_see_details(request):  # the probe layer and ring names are for operators
+            return json_response(status, status=200 if ok else 503)
+        facts.update(status, rings=svc.guard.names, unavailable_rings=svc.guard.unavailable)
         return json_response(facts, status=200 if ok else 503)
 
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if access == "off":
+            raise ApiError(404, "GET /metrics: metrics are turned off (metrics_access: off)", code="not_found")
+        if access == "admin":
+            svc.auth.authenticate(request, admin=True)
         return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -46,23 +46,31 @@ def verdict_summary(verdict: GuardVerdict) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def declined_text(ctx: RequestCtx, verdict: GuardVerdict, escalation_id: str | None) -> str:
-    """The assistant message of a declined request (a rewrite, a review notice or a refusal)."""
-    if verdict.decision == "rewrite" and verdict.rewrite:
-        return verdict.rewrite
-    why = (
+REVIEW_NOTICE = "I'm sorry, but I can't help with that request right now: it has been sent for human review."
+"""The assistant text of an escalated request (the escalation id is in the ``layerguard`` extension)."""
+
+
+def declined_reason(verdict: GuardVerdict) -> str:
+    """What declined a request: its category, else the ring that stopped it."""
+    return (
         verdict.category
         or verdict.stopped_at
         or next((v.ring for v in verdict.rings if v.decision == verdict.decision), "policy")
     )
+
+
+def declined_text(verdict: GuardVerdict, escalation_id: str | None, refusal: str) -> str:
+    """The assistant message of a declined request: a rewrite, a review notice or the refusal.
+
+    The text is a plain, conventional refusal that refusal detectors recognise; the category,
+    the escalation id and the request id go in structured fields (the ``layerguard`` extension
+    and the audit row), never in the text.
+    """
+    if verdict.decision == "rewrite" and verdict.rewrite:
+        return verdict.rewrite
     if escalation_id is not None:
-        return (
-            f"This request needs human review before it can be answered (escalation {escalation_id}, "
-            f"reason: {why}). Request id: {ctx.request_id}."
-        )
-    return f"I can't help with that request: it was declined by the content policy ({why}). Request id: " + (
-        ctx.request_id + "."
-    )
+        return REVIEW_NOTICE
+    return refusal
 
 
 class Auditor:

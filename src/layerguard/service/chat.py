@@ -24,7 +24,7 @@ from layerguard.guard.backend import Backend, GenerationParams
 from layerguard.guard.guarded import Finished, GuardedModel, Halted, TextChunk
 from layerguard.guard.tool_calls import ToolCallFilter, openai_tool_call, split_tool_calls
 from layerguard.guard.types import Exchange, GuardVerdict, Message, ToolCall
-from layerguard.service.audit import Auditor, declined_text, prompt_hash, verdict_summary
+from layerguard.service.audit import Auditor, declined_reason, declined_text, prompt_hash, verdict_summary
 from layerguard.service.auth import Authenticator, RequestCtx
 from layerguard.service.config import ServiceConfig
 from layerguard.service.metrics import Metrics
@@ -300,7 +300,9 @@ class ChatHandler:
         if verdict.decision == "escalate":
             eid = self.auditor.escalate_input(ctx, verdict, messages)
             ext["escalation_id"] = eid
-        text = declined_text(ctx, verdict, eid)
+        text = declined_text(verdict, eid, self.config.refusal)
+        ext["declined"] = {"decision": verdict.decision, "category": verdict.category,
+                           "reason": declined_reason(verdict), "request_id": ctx.request_id}  # fmt: skip
         usage = token_usage({}, messages, text)
         self.auditor.audit(ctx, verdict.decision, 200, verdict=verdict, finish_reason="content_filter", usage=usage,
                            detail={"escalation_id": eid} if eid else None)  # fmt: skip
@@ -334,7 +336,7 @@ class ChatHandler:
         tool_calls: list[dict[str, Any]] = []
         if gen.halted_by:
             self.record_halt(gen, ext)
-            finish, text = "content_filter", f"[response stopped by layerguard: {gen.halted_by}]"
+            finish, text = "content_filter", self.config.refusal  # the partial answer is withheld
         elif declared:
             text, calls = split_tool_calls(text)
             if calls:

@@ -78,12 +78,13 @@ def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = 
 
 
 class ContentPart(BaseModel):
-    """A content part; only ``text`` parts are supported."""
+    """A content part; ``text`` parts (and an assistant's ``refusal`` parts) are read."""
 
     model_config = ConfigDict(extra="allow")
 
     type: StrictStr
     text: StrictStr | None = None
+    refusal: StrictStr | None = None
 
 
 class ChatMessageIn(BaseModel):
@@ -138,7 +139,7 @@ class ChatRequest(BaseModel):
     max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    seed: StrictInt | None = None
+    seed: StrictInt | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
     stop: StrictStr | list[StrictStr] | None = None
     n: StrictInt | None = Field(default=None, ge=1, le=1)
     tools: list[ToolSpec] | None = None
@@ -206,15 +207,16 @@ def _message_text(m: ChatMessageIn, index: int) -> str:
         return m.content
     parts = []
     for j, p in enumerate(m.content):
-        if p.type != "text" or p.text is None:
+        text = p.text if p.type == "text" else p.refusal if p.type == "refusal" else None
+        if text is None:
             raise ApiError(
                 400,
-                f"Invalid value for 'messages.{index}.content.{j}': only text content parts are supported, "
-                f"got type {p.type!r}",
+                f"Invalid value for 'messages.{index}.content.{j}': only text (and refusal) content parts are "
+                f"supported, got type {p.type!r}",
                 code="invalid_value",
                 param=f"messages.{index}.content.{j}",
             )
-        parts.append(p.text)
+        parts.append(text)
     return "".join(parts)
 
 

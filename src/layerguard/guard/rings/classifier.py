@@ -8,9 +8,11 @@ those examples plus labelled prompt sets, and calibrates its threshold to a targ
 false-positive rate on the benign training prompts. Categories are assigned by cosine to
 per-category centroids of the positive embeddings.
 
-:class:`ClassifierRing` scores the last user message and every decoded variant of it
-(``Exchange.derived_texts``, filled by the decode ring), so a request hidden in base64 is
-judged by its plaintext. Categories listed as ``constructive`` (self-harm) get a supportive
+:class:`ClassifierRing` scores every text of the exchange (:func:`~layerguard.guard.types.role_texts`):
+the last user message, every decoded variant of it (``Exchange.derived_texts``, filled by the
+decode ring, so a request hidden in base64 is judged by its plaintext), and every other
+message of every role (system, developer, tool results, earlier turns, ``name`` fields),
+reporting which one scored highest. Categories listed as ``constructive`` (self-harm) get a supportive
 ``rewrite`` instead of a bare block.
 
 A text longer than ``WINDOW_CHARS`` is scored as its opening window plus its distinct
@@ -43,7 +45,7 @@ from layerguard.guard.rings.classifier_model import (
     train_classifier,
 )
 from layerguard.guard.rings.constitution import CONSTITUTION_RESOURCE, Constitution, HazardCategory, Principle
-from layerguard.guard.types import Decision, Exchange, RingVerdict, Stage
+from layerguard.guard.types import Decision, Exchange, RingVerdict, Stage, role_texts
 
 __all__ = [
     "CONSTITUTION_RESOURCE",
@@ -67,7 +69,7 @@ __all__ = [
 
 WINDOW_CHARS = 1000  # ~ the encoder's 256-token limit for English prose; longer texts are split
 MAX_UNITS = 64  # scored pieces per long text; a 200 KB paste is sampled, not embedded whole
-MAX_TEXTS = 16  # the raw message plus at most 15 decoded variants
+MAX_TEXTS = 48  # the last user message, its decoded variants, then the other messages (newest first)
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?;])\s+|\n+")
 
 
@@ -110,8 +112,14 @@ def text_units(text: str, window: int = WINDOW_CHARS, max_units: int = MAX_UNITS
     return [text[:window], *_spread(sentences, max(0, max_units - 1))]
 
 
+def _sources_and_texts(exchange: Exchange) -> tuple[list[str], list[str]]:
+    """The exchange's texts (at most ``MAX_TEXTS``) and where each came from."""
+    labelled = role_texts(exchange)[:MAX_TEXTS]
+    return [s for s, _ in labelled], [t for _, t in labelled]
+
+
 class ClassifierRing:
-    """Screens the last user message and its decoded variants against the constitution.
+    """Screens every text of an exchange (each role's messages, decoded variants) against the constitution.
 
     Args:
         model: The fitted classifier.
@@ -173,9 +181,9 @@ class ClassifierRing:
         are answered with the constitution's supportive message (decision ``rewrite``).
         """
         t0 = time.perf_counter()
-        texts = exchange.texts()[:MAX_TEXTS]
+        sources, texts = _sources_and_texts(exchange)
         scores, owner, x = self._unit_scores(texts)
-        return self._verdict(len(texts), scores, owner, x, t0)
+        return self._verdict(sources, scores, owner, x, t0)
 
     def check_many(self, exchanges: Sequence[Exchange]) -> list[RingVerdict]:
         """:meth:`check` for many exchanges with one encoder call over all their text pieces.
@@ -186,7 +194,8 @@ class ClassifierRing:
         import torch
 
         t0 = time.perf_counter()
-        texts = [ex.texts()[:MAX_TEXTS] for ex in exchanges]
+        labelled = [_sources_and_texts(ex) for ex in exchanges]
+        texts = [ts for _, ts in labelled]
         units = [
             [(i, u) for i, t in enumerate(ts) for u in text_units(t if isinstance(t, str) else str(t))] for ts in texts
         ]
@@ -198,18 +207,18 @@ class ClassifierRing:
         else:
             x_all, s_all = torch.zeros((0, 0)), []
         out = []
-        for ts, us in zip(texts, units, strict=True):
+        for (sources, _), us in zip(labelled, units, strict=True):
             rows = [slot[u] for _, u in us]
             x = x_all[rows] if rows else torch.zeros((0, 0))
-            out.append(self._verdict(len(ts), [s_all[r] for r in rows], [i for i, _ in us], x, t0))
+            out.append(self._verdict(sources, [s_all[r] for r in rows], [i for i, _ in us], x, t0))
         ms = (time.perf_counter() - t0) * 1000 / max(1, len(exchanges))
         for v in out:
             v.latency_ms = ms
         return out
 
-    def _verdict(self, n_texts: int, scores: list[float], owner: list[int], x: Any, t0: float) -> RingVerdict:
-        """The verdict from the unit scores, their owner texts and embeddings."""
-        texts = range(n_texts)
+    def _verdict(self, sources: list[str], scores: list[float], owner: list[int], x: Any, t0: float) -> RingVerdict:
+        """The verdict from the unit scores, their owner texts (labelled by source) and embeddings."""
+        texts = sources
         if not scores:
             return RingVerdict(
                 ring=self.name,
@@ -235,7 +244,8 @@ class ClassifierRing:
         principles = self.constitution.principles_of(category)
         named = "; ".join(f"{p.id}: {p.text}" for p in principles) or "no principle listed for it"
         verdict_word = {"allow": "below", "block": "at or above", "rewrite": "at or above"}[decision]
-        where = " (on decoded text)" if owner[best] > 0 else ""
+        source = sources[owner[best]]
+        where = "" if owner[best] == 0 else " (on decoded text)" if source == "decoded" else f" (in {source})"
         explanation = (
             f"violation score {score:.3f} {verdict_word} threshold {threshold:.3f}{where}; "
             f"nearest category {category} under principle(s) {named}"
@@ -254,6 +264,7 @@ class ClassifierRing:
             details={
                 "threshold": threshold,
                 "text_index": owner[best],
+                "source": source,
                 "text_scores": [round(s, 4) for s in self._per_text(scores, owner, len(texts))],
                 "principles": [p.id for p in principles],
             },

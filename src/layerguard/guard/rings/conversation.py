@@ -13,15 +13,21 @@ escalated for human review. A benign conversation stays near ``(s - floor) / (1 
 with ``s`` below the floor, i.e. near zero; a conversation of steady moderate scores
 (0.4 with the defaults: 0.30, 0.54, 0.73, 0.89, 1.01) crosses 1.0 at its fifth turn.
 
-A conversation is identified by ``exchange.conversation_id`` (scoped to the API key).
-Without one, it is a chain of hashes of the user messages: the state after a turn is
-stored under the hash of all user messages so far, and the next turn, whose earlier user
-messages are exactly those, finds it. Assistant messages are not hashed because the reply
-is not known when the turn is checked (and regenerated replies differ).
+A conversation is always followed by its content, scoped to the API key: a chain of hashes
+of the user messages (the state after a turn is stored under the hash of all user messages
+so far, and the next turn, whose earlier user messages are exactly those, finds it).
+Assistant messages are not hashed because the reply is not known when the turn is checked
+(and regenerated replies differ). When the client also names the conversation
+(``exchange.conversation_id``), that thread is followed too and the higher of the two risks
+counts, so a client cannot reset its risk by sending a new conversation id with the same
+thread.
 
-Per API key, a burst detector counts turns that the other rings blocked
-(``exchange.turn_decision == "block"``): ``burst_blocks`` of them within
-``burst_window_s`` seconds block the key for ``cooldown_s`` seconds, whatever it sends.
+Per API key, a burst detector counts turns that the other rings blocked *confidently*
+(``exchange.turn_decision == "block"`` and at least ``burst_agree`` rings scored the turn at
+``burst_min_score`` or more: a second opinion): ``burst_blocks`` of them within
+``burst_window_s`` seconds block the key for ``cooldown_s`` seconds, whatever it sends. A
+block that only one ring stands behind (a short benign prompt one ring mistakes for harm)
+never counts towards a lock-out; old blocks fall out of the window.
 
 State lives in a :class:`ConversationState`: in memory by default (one process), or the
 service's SQL store (shared by replicas). Keys are stored as SHA-256 hashes only.
@@ -176,7 +182,10 @@ class ConversationRing:
         floor: Turn scores at or below this add no risk.
         escalate_at: Cumulative risk that escalates the turn.
         score_rings: Rings whose turn scores count (default: every ring in ``turn_scores``).
-        burst_blocks: Blocked turns within ``burst_window_s`` that block the key (0: off).
+        burst_blocks: Confidently blocked turns within ``burst_window_s`` that block the key (0: off).
+        burst_min_score: A ring's score that counts as an opinion that the turn is harmful.
+        burst_agree: Rings that must hold that opinion for a block to count (capped at the
+            number of rings that scored the turn).
         burst_window_s: Window of the burst detector.
         cooldown_s: How long a bursting key stays blocked.
         ttl_s: A conversation idle for longer starts again from zero.
@@ -196,6 +205,8 @@ class ConversationRing:
         escalate_at: float = 1.0,
         score_rings: Sequence[str] | None = None,
         burst_blocks: int = 5,
+        burst_min_score: float = 0.8,
+        burst_agree: int = 2,
         burst_window_s: float = 60.0,
         cooldown_s: float = 300.0,
         ttl_s: float = 86_400.0,
@@ -213,6 +224,8 @@ class ConversationRing:
         self.escalate_at = escalate_at
         self.score_rings = set(score_rings) if score_rings is not None else None
         self.burst_blocks = burst_blocks
+        self.burst_min_score = burst_min_score
+        self.burst_agree = burst_agree
         self.burst_window_s = burst_window_s
         self.cooldown_s = cooldown_s
         self.ttl_s = ttl_s
@@ -241,6 +254,21 @@ class ConversationRing:
             if s > best or best_ring is None:
                 best, best_ring = s, str(ring)
         return best, best_ring
+
+    def confident_block(self, exchange: Exchange) -> bool:
+        """Whether the turn was blocked with a second opinion (see the module docstring)."""
+        if exchange.turn_decision != "block":
+            return False
+        scores = []
+        for name, value in exchange.turn_scores.items():
+            if name == self.name or (self.score_rings is not None and name not in self.score_rings):
+                continue
+            try:
+                scores.append(float(value))
+            except (TypeError, ValueError):
+                continue
+        high = sum(1 for v in scores if v >= self.burst_min_score)
+        return high >= max(1, min(self.burst_agree, len(scores)))
 
     def check(self, exchange: Exchange) -> RingVerdict:
         """Add this turn to its conversation and judge the key's recent blocked attempts."""
@@ -277,6 +305,10 @@ class ConversationRing:
         turn_risk = max(0.0, s - self.floor)
         prev_key, key = conversation_keys(exchange, kh or "")
         risk, turns = self.state.advance_conversation(prev_key, key, turn_risk, self.decay, now, self.ttl_s)
+        if exchange.conversation_id:  # the thread's content too: a new id does not reset the risk
+            prev_c, key_c = conversation_keys(exchange.model_copy(update={"conversation_id": None}), kh or "")
+            risk_c, turns_c = self.state.advance_conversation(prev_c, key_c, turn_risk, self.decay, now, self.ttl_s)
+            risk, turns = max(risk, risk_c), max(turns, turns_c)
         details: dict[str, Any] = {
             "cumulative_risk": round(risk, 6),
             "turns": turns,
@@ -290,7 +322,7 @@ class ConversationRing:
             "thread": _thread_id(exchange, kh or ""),
         }
 
-        if kh is not None and self.burst_blocks > 0 and exchange.turn_decision == "block":
+        if kh is not None and self.burst_blocks > 0 and self.confident_block(exchange):
             self.state.record_event(kh, "blocked", now)
             recent = self.state.count_events(kh, "blocked", now - self.burst_window_s)
             details["blocked_recent"] = recent

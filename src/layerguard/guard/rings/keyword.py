@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Sequence
 
-from layerguard.guard.types import Decision, Exchange, RingVerdict, Stage
+from layerguard.guard.types import Decision, Exchange, RingVerdict, Stage, role_texts
 
 DEFAULT_TERMS = (
     "bomb",
@@ -80,7 +80,11 @@ DEFAULT_TERMS = (
 
 
 class KeywordRing:
-    """Flags texts (raw and decoded) that contain any listed term (case-insensitive, word-start match)."""
+    """Flags an exchange any of whose texts contains a listed term (case-insensitive, word-start match).
+
+    It reads every message of every role (system, developer, tool results, earlier turns,
+    ``name`` fields, tool calls) and the decoded variants, and reports where each term was found.
+    """
 
     name = "keyword"
     stage: Stage = "input"
@@ -96,15 +100,21 @@ class KeywordRing:
         return sorted({m.group(0).lower() for m in self._re.finditer(text[:200_000])})
 
     def check(self, exchange: Exchange) -> RingVerdict:
-        """Score 1 when any text matches, else 0."""
+        """Score 1 when any text of the exchange (every role, decoded variants) matches, else 0."""
         t0 = time.perf_counter()
-        found = sorted({m for t in exchange.texts() for m in self.matches(t)})
+        where: dict[str, list[str]] = {}
+        for source, text in role_texts(exchange):
+            for term in self.matches(text):
+                if source not in where.setdefault(term, []):
+                    where[term].append(source)
+        found = sorted(where)
         decision: Decision = "block" if found and self.block else "allow"
+        sources = sorted({s for term in found for s in where[term]})
         return RingVerdict(
             ring=self.name,
             score=1.0 if found else 0.0,
             decision=decision,
             latency_ms=(time.perf_counter() - t0) * 1000,
-            explanation=f"matched {found}" if found else "no listed term",
-            details={"terms": found},
+            explanation=f"matched {found} in {', '.join(sources)}" if found else "no listed term",
+            details={"terms": found, "sources": {t: where[t] for t in found}},
         )
