@@ -104,6 +104,36 @@ def bounded_messages(exchange: Exchange, max_chars: int = RING_PASS_MAX_CHARS) -
     return [{"role": m.role, "content": m.content[-max_chars:] if m.content else ""} for m in exchange.messages]
 
 
+def role_texts(exchange: Exchange) -> list[tuple[str, str]]:
+    """Every text of an exchange that a text ring reads, with where it came from: ``(source, text)``.
+
+    The last user message comes first (source ``user``), then its decoded variants
+    (``decoded``), then every other message from the newest back, labelled with its role or
+    provenance (``system``, ``assistant``, ``user``, a tool result as ``tool:<name>``), each
+    ``name`` field (``<role>.name``) and the tool calls an assistant turn carries
+    (``assistant.tool_calls``). Blank texts are left out; the last user message is always
+    first (``''`` when there is none) so that ``texts[0]`` keeps its old meaning.
+    """
+    import json
+
+    last = max((i for i, m in enumerate(exchange.messages) if m.role == "user"), default=None)
+    out: list[tuple[str, str]] = [("user", exchange.messages[last].content if last is not None else "")]
+    out += [("decoded", t) for t in exchange.derived_texts]
+    for i in range(len(exchange.messages) - 1, -1, -1):
+        m = exchange.messages[i]
+        label: str = m.provenance if m.provenance and m.provenance != m.role else m.role
+        if m.role == "tool":
+            label = f"tool:{m.name or m.tool_call_id or 'result'}"
+        if i != last and m.content.strip():
+            out.append((label, m.content))
+        if m.name and m.name.strip():
+            out.append((f"{m.role}.name", m.name))
+        calls = getattr(m, "tool_calls", None)
+        if calls:
+            out.append((f"{m.role}.tool_calls", json.dumps(calls, ensure_ascii=False)[:RING_PASS_MAX_CHARS]))
+    return out
+
+
 class RingVerdict(BaseModel):
     """One ring's judgement of an exchange."""
 
