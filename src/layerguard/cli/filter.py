@@ -14,11 +14,17 @@ EXIT_INTERRUPTED = 130
 
 
 def filter_corpus_cmd(
-    input: Annotated[Path, typer.Argument(help="JSONL corpus, one document (JSON object) per line.")],
-    kept: Annotated[Path, typer.Option("--kept", help="Output: kept lines, byte-identical to the input.")],
-    dropped: Annotated[
-        Path, typer.Option("--dropped", help="Output: dropped records with a 'layerguard' field; bad lines under skip.")
+    input: Annotated[
+        Path,
+        typer.Argument(help="JSONL corpus, one document (JSON object) per line (ray: also Parquet, or a directory)."),
     ],
+    kept: Annotated[
+        Path | None, typer.Option("--kept", help="Output: kept lines, byte-identical to the input.")
+    ] = None,
+    dropped: Annotated[
+        Path | None,
+        typer.Option("--dropped", help="Output: dropped records with a 'layerguard' field; bad lines under skip."),
+    ] = None,
     text_field: Annotated[
         str, typer.Option("--text-field", help="Field holding the text (a string or a list of messages).")
     ] = "text",
@@ -47,6 +53,19 @@ def filter_corpus_cmd(
         Path | None,
         typer.Option("--cache-dir", help="Cache for the built-in classifier (default $LAYERGUARD_CACHE_DIR)."),
     ] = None,
+    executor: Annotated[
+        str, typer.Option("--executor", help="local (this process, --kept/--dropped) or ray (Ray Data, --out).")
+    ] = "local",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="ray: directory for kept/, dropped/, shards/ and summary.json.")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="ray: cluster address host:port (default: Ray on this machine).")
+    ] = None,
+    ray_actors: Annotated[int | None, typer.Option("--ray-actors", min=1, help="ray: scoring actors.")] = None,
+    shard_lines: Annotated[
+        int, typer.Option("--shard-lines", min=1, help="ray: JSONL lines per shard (the unit of resumption).")
+    ] = 100_000,
 ) -> None:
     """Score each document with the guard's text rings (no model forward pass) and split the corpus.
 
@@ -56,6 +75,28 @@ def filter_corpus_cmd(
 
     if on_bad_line not in ("skip", "fail"):
         raise InvalidInputError(f"--on-bad-line must be skip or fail, got {on_bad_line!r}")
+    if executor == "ray":
+        _filter_ray(
+            input,
+            out,
+            text_field,
+            guard,
+            threshold,
+            on_bad_line,
+            resume,
+            batch_size,
+            cache_dir,
+            ray_address,
+            ray_actors,
+            shard_lines,
+        )
+        return
+    if executor != "local":
+        raise InvalidInputError(f"--executor must be local or ray, got {executor!r}")
+    if kept is None or dropped is None or out is not None:
+        raise InvalidInputError(
+            "the local filter writes --kept FILE and --dropped FILE", hint="or pass --executor ray --out DIR"
+        )
     try:
         result = filter_corpus(
             input,
@@ -80,3 +121,41 @@ def filter_corpus_cmd(
         sys.exit(EXIT_INTERRUPTED)
     typer.echo(result.table())
     typer.echo(f"kept -> {kept}; dropped -> {dropped}" + (f"; summary -> {summary}" if summary else ""))
+
+
+def _filter_ray(
+    input: Path,
+    out: Path | None,
+    text_field: str,
+    guard: Path | None,
+    threshold: float | None,
+    on_bad_line: str,
+    resume: bool,
+    batch_size: int,
+    cache_dir: Path | None,
+    address: str | None,
+    actors: int | None,
+    shard_lines: int,
+) -> None:
+    """``--executor ray``: the filter on Ray Data, into ``--out``."""
+    if out is None:
+        raise InvalidInputError("--executor ray writes its shards under --out DIR", hint="e.g. --out runs/filtered")
+    from layerguard.distributed.filter import filter_corpus_ray
+
+    result = filter_corpus_ray(
+        input,
+        out,
+        text_field=text_field,
+        guard=guard,
+        threshold=threshold,
+        on_bad_line=on_bad_line,
+        batch_size=batch_size,
+        shard_lines=shard_lines,
+        resume=resume,
+        actors=actors,
+        address=address,
+        cache_dir=cache_dir,
+        log=lambda m: typer.echo(m, err=True),
+    )
+    typer.echo(result.table())
+    typer.echo(f"kept -> {out / 'kept'}; dropped -> {out / 'dropped'}; summary -> {out / 'summary.json'}")

@@ -79,6 +79,30 @@ class Cluster:
             require_ray().shutdown()
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a ``host:port`` nobody listens at (Ray itself retries for minutes).
+
+    Raises:
+        InvalidInputError: a malformed address, or no answer within ``timeout_s``.
+    """
+    import socket
+
+    if address in ("auto", "local") or "://" in address:
+        return  # Ray resolves these itself
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise InvalidInputError(f"--ray-address {address!r} is not host:port", hint="e.g. --ray-address 10.0.0.5:6379")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise InvalidInputError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc})",
+            hint="start one with `ray start --head` and pass the address it prints, "
+            "or leave out --ray-address to run Ray on this machine",
+        ) from None
+
+
 def connect(address: str | None = None, *, log: Callable[[str], None] = lambda m: None) -> Cluster:
     """Join the cluster at ``address`` (``host:port`` or ``auto``), or start Ray on this machine.
 
@@ -92,6 +116,8 @@ def connect(address: str | None = None, *, log: Callable[[str], None] = lambda m
     ray = require_ray()
     started = False
     if not ray.is_initialized():
+        if address:
+            check_reachable(address)
         try:
             if address:
                 ray.init(address=address, logging_level="WARNING", log_to_driver=False)

@@ -36,6 +36,7 @@ class PoolStats:
 
     replaced: int = 0
     duplicates: int = 0
+    startup_s: float = 0.0  # waiting for replicas to load (at the start and for replacements)
     per_actor: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -74,19 +75,25 @@ class ReplacingPool:
         self.actors: list[ActorState] = []
         self.stats = PoolStats()
 
-    def _start(self, slot: int, generation: int = 0) -> ActorState:
+    def _start(self, slots: list[int], generation: int = 0) -> list[ActorState]:
+        """Create actors for ``slots`` at once and wait until every replica is loaded."""
         ray = require_ray()
-        handle = self.make_actor()
+        t0 = time.perf_counter()
+        handles = [self.make_actor() for _ in slots]
         try:
-            info = ray.get(handle.ready.remote())
+            infos = ray.get([h.ready.remote() for h in handles])
         except ray.exceptions.RayActorError as exc:
             raise InvalidInputError(
                 f"a worker could not load its replica: {_cause(exc)}",
                 hint="check that every node has layerguard, the model and the same paths as the driver",
             ) from None
-        state = ActorState(slot, handle, str(info.get("node", "?")), int(info.get("pid", 0)), generation=generation)
-        self.log(f"actor {slot} ready on node {state.node} (pid {state.pid})")
-        return state
+        self.stats.startup_s += time.perf_counter() - t0
+        states = []
+        for slot, handle, info in zip(slots, handles, infos, strict=True):
+            state = ActorState(slot, handle, str(info.get("node", "?")), int(info.get("pid", 0)), generation=generation)
+            self.log(f"actor {slot} ready on node {state.node} (pid {state.pid})")
+            states.append(state)
+        return states
 
     def pids(self) -> list[int]:
         """Process ids of the current actors (a test kills one)."""
@@ -98,7 +105,7 @@ class ReplacingPool:
         queue: deque[tuple[str, Any]] = deque(dict(tasks).items())  # one task per key
         seen: set[str] = set()
         inflight: dict[Any, tuple[int, str, Any]] = {}
-        self.actors = [self._start(i) for i in range(min(self.size, len(queue)))]
+        self.actors = self._start(list(range(min(self.size, len(queue)))))
         last_report = time.monotonic()
 
         def submit(slot: int) -> None:
@@ -150,7 +157,7 @@ class ReplacingPool:
             )
         self.log(f"actor {slot} (node {old.node}, pid {old.pid}) died: {_cause(exc)}; replacing it, re-queueing")
         require_ray().kill(old.handle)
-        self.actors[slot] = self._start(slot, old.generation + 1)
+        self.actors[slot] = self._start([slot], old.generation + 1)[0]
 
     def report(self) -> str:
         """Per-actor progress, one line."""
