@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from layerguard.distributed.cluster import Cluster, apply_env, connect, forwarded_env, require_ray
+from layerguard.distributed.cluster import Cluster, apply_env, check_reachable, connect, forwarded_env, require_ray
 from layerguard.distributed.pool import ReplacingPool, actor_info
 from layerguard.errors import InvalidInputError
 from layerguard.redteam.executors import Chunk, chunk_key
@@ -86,7 +86,9 @@ class RayExecutor:
         cpus_per_actor: float = 1.0,
         log: Callable[[str], None] = lambda m: None,
     ) -> None:
-        require_ray()  # a missing package fails before any work
+        require_ray()  # a missing package or a dead address fails before any model is loaded
+        if address:
+            check_reachable(address)
         if actors is not None and actors < 1:
             raise InvalidInputError(f"--ray-actors must be at least 1, got {actors}")
         self.model, self.guard_path = model, str(guard_path) if guard_path is not None else None

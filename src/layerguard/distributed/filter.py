@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from layerguard.distributed.cluster import apply_env, connect, forwarded_env, require_ray
+from layerguard.distributed.cluster import apply_env, check_reachable, connect, forwarded_env, require_ray
 from layerguard.errors import InvalidInputError
 from layerguard.train.filter import DocScore, FilterSummary, input_fingerprint, load_scorer
 from layerguard.train.filter import _process as write_batch
@@ -342,6 +342,9 @@ def filter_corpus_ray(
     if shard_lines < 1:
         raise InvalidInputError(f"shard_lines must be at least 1, got {shard_lines}")
     files, out = shard_inputs(inputs), Path(out_dir)
+    require_ray()
+    if address:
+        check_reachable(address)
     scorer = load_scorer(guard, cache_dir=cache_dir, log=log)  # the built-in classifier is trained here, once
     settings: dict[str, Any] = {
         "guard": scorer.guard_id,
