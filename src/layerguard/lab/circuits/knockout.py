@@ -202,7 +202,7 @@ def knockout_cascade(
 
     layout = HeadLayout.of(lm)
     ranking = layout.check_heads(ranking)
-    ks = list(ks) if ks is not None else default_ks(layout.n_total_heads, len(ranking))
+    ks = list(ks) if ks is not None else [k for k in default_ks(layout.n_total_heads) if k <= len(ranking)]
     if not ks or max(ks) > len(ranking) or min(ks) < 1:
         raise InvalidInputError(f"k must be within 1..{len(ranking)} (the ranked heads)", hint="e.g. --ks 1,2,4,8")
     rand = [random_head_sets(layout, k, n_random, seed + k) for k in ks]
