@@ -81,8 +81,16 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 def test_heads_match_attention_recomputed_by_hand_from_the_weights(smollm2, ids):
     """z and the pattern from q/k/v weights, RoPE, grouped key/value heads and a causal softmax."""
     layer = 7
-    _, c = run_with_cache(smollm2, ids, [f"blocks.{layer}.resid_pre", f"blocks.{layer}.attn.z",
-                                          f"blocks.{layer}.attn.pattern", f"blocks.{layer}.attn.head_out"])
+    _, c = run_with_cache(
+        smollm2,
+        ids,
+        [
+            f"blocks.{layer}.resid_pre",
+            f"blocks.{layer}.attn.z",
+            f"blocks.{layer}.attn.pattern",
+            f"blocks.{layer}.attn.head_out",
+        ],
+    )
     block = smollm2.layers[layer]
     attn = block.self_attn
     x = block.input_layernorm(c[f"blocks.{layer}.resid_pre"]).detach()  # [1, t, d]
@@ -151,8 +159,15 @@ def test_grouped_query_qwen2_layout_with_biases():
 
     from layerguard.models.handle import LoadedModel
 
-    cfg = Qwen2Config(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    cfg = Qwen2Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(cfg).eval()
     lm = LoadedModel(model=model, tokenizer=None, name="tiny-qwen2", source="test", weights_sha256="0" * 64)

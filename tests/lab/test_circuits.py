@@ -86,8 +86,9 @@ def test_head_sweep_equals_the_naive_loop_and_identical_pairs_do_nothing(smollm2
     same = encode_pairs(smollm2, HARMLESS[:1], HARMLESS[:1], ["t_inst", "post_inst"])
     flat = patch_sweep(smollm2, same, tokens, kinds=("heads", "mlp_out"), layers=[8], progress=False)
     for kind in ("heads", "mlp_out"):
-        torch.testing.assert_close(flat.patched[kind], flat.corrupted.view(1, 1, 1).expand_as(flat.patched[kind]),
-                                   atol=2e-3, rtol=1e-3)
+        torch.testing.assert_close(
+            flat.patched[kind], flat.corrupted.view(1, 1, 1).expand_as(flat.patched[kind]), atol=2e-3, rtol=1e-3
+        )
 
 
 def test_patching_every_position_of_the_residual_restores_the_clean_run(smollm2, tokens):

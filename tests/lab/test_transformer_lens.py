@@ -45,21 +45,28 @@ def _ids(smollm2, text):
 
 def test_hook_points_agree(smollm2, bridge):
     ids = torch.tensor([_ids(smollm2, CLEAN)])
-    ours = [f"blocks.{layer}.{k}" for layer in LAYERS for k in ("attn.z", "attn.pattern", "attn_out", "mlp_out",
-                                                                   "resid_pre", "attn.head_out")]
+    ours = [
+        f"blocks.{layer}.{k}"
+        for layer in LAYERS
+        for k in ("attn.z", "attn.pattern", "attn_out", "mlp_out", "resid_pre", "attn.head_out")
+    ]
     logits, mine = run_with_cache(smollm2, ids, ours)
     with torch.inference_mode():
         tl_logits, cache = bridge.run_with_cache(ids)
     torch.testing.assert_close(logits, tl_logits.float(), atol=1e-3, rtol=1e-4)
-    pairs = {"attn.z": "attn.hook_z", "attn.pattern": "attn.hook_pattern", "attn_out": "hook_attn_out",
-             "mlp_out": "hook_mlp_out", "resid_pre": "hook_resid_pre"}
+    pairs = {
+        "attn.z": "attn.hook_z",
+        "attn.pattern": "attn.hook_pattern",
+        "attn_out": "hook_attn_out",
+        "mlp_out": "hook_mlp_out",
+        "resid_pre": "hook_resid_pre",
+    }
     for layer in LAYERS:
         for k, tl_name in pairs.items():
             theirs = cache[f"blocks.{layer}.{tl_name}"].float()
             torch.testing.assert_close(mine[f"blocks.{layer}.{k}"], theirs, atol=5e-4, rtol=1e-3, msg=f"{layer} {k}")
         # TransformerLens's per-head result (W_O applied head by head)
-        result = torch.einsum("bphd,hdm->bphm", cache[f"blocks.{layer}.attn.hook_z"].float(),
-                              bridge.W_O[layer].float())
+        result = torch.einsum("bphd,hdm->bphm", cache[f"blocks.{layer}.attn.hook_z"].float(), bridge.W_O[layer].float())
         torch.testing.assert_close(mine[f"blocks.{layer}.attn.head_out"], result, atol=5e-4, rtol=1e-3)
 
 
@@ -71,8 +78,10 @@ def test_head_and_residual_patching_agree(smollm2, bridge, tokens):
     _, cache = capture_prompt(smollm2, clean, names)
     sites = [(layer, h) for layer in LAYERS for h in (0, 4, 8)]
     cols_c, cols_x = [n - 1, n - 2, n - 3], [m - 1, m - 2, m - 3]
-    variants = [[Edit(CircuitHook(layer, "attn.z"), tuple(cols_x), cache[f"blocks.{layer}.attn.z"][cols_c, h], head=h)]
-                for layer, h in sites]
+    variants = [
+        [Edit(CircuitHook(layer, "attn.z"), tuple(cols_x), cache[f"blocks.{layer}.attn.z"][cols_c, h], head=h)]
+        for layer, h in sites
+    ]
     variants.append([Edit(CircuitHook(11, "resid_pre"), (m - 4,), cache["blocks.11.resid_pre"][n - 4 : n - 3])])
     mine = run_variants(smollm2, corrupted, variants, tokens)
 
@@ -80,6 +89,7 @@ def test_head_and_residual_patching_agree(smollm2, bridge, tokens):
         _, tl_clean = bridge.run_with_cache(torch.tensor([clean]))
     theirs = []
     for layer, h in sites:
+
         def patch_z(z, hook, layer=layer, h=h):
             z[:, cols_x, h] = tl_clean[f"blocks.{layer}.attn.hook_z"][:, cols_c, h]
             return z
