@@ -93,7 +93,6 @@ def attacker_prompt(goal: str, conv: Conversation, turn: int, turns: int) -> Con
 @dataclass
 class _Conv:
     sample: Sample
-    key: str
     messages: Conversation
     turns: list[dict[str, Any]]
     stopped: str | None = None
@@ -145,7 +144,9 @@ def _step(attacker: Attacker, target: Target, judge: Judge, live: list[_Conv], t
         conv.messages.append({"role": "user", "content": text})
         conv.turns.append({"turn": turn, "user": text, "attacker": info})
         asking.append(conv)
-    replies = target.answer_many([c.messages for c in asking], [c.key for c in asking])
+    # no API key: the conversation ring then keys each conversation by its user messages in the
+    # same scope in both of respond_many's checks (its second, judging check carries no key)
+    replies = target.answer_many([c.messages for c in asking])
     for conv, rep in zip(asking, replies, strict=True):
         conv.messages.append({"role": "assistant", "content": rep.shown})
         j = judge.judge(conv.sample, rep.shown)
@@ -197,7 +198,7 @@ def run_crescendo(
         total=len(goals), initial=len(goals) - len(todo), desc=label, unit="conv", enabled=progress
     ) as bar:
         for b, start in enumerate(range(0, len(todo), cfg.batch_size)):
-            batch = [_Conv(s, f"crescendo-{s.id}-{int(guarded)}", [], []) for s in todo[start : start + cfg.batch_size]]
+            batch = [_Conv(s, [], []) for s in todo[start : start + cfg.batch_size]]
             for turn in range(1, cfg.turns + 1):
                 live = [c for c in batch if c.stopped is None]
                 if not live:

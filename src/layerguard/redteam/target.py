@@ -5,8 +5,8 @@ every request goes through :meth:`GuardedModel.respond_many` (the path the servi
 runner use): a request the input or turn rings decline, or an answer an answer ring stops,
 comes back as the guard's safe completion, which is what the attacker then reads.
 
-Each attack client gets its own API key (``Exchange.api_key``), as a real client would; the
-conversation ring then scopes its state and its burst detector by that key. Turn-stage rings
+A caller may give each request a client's API key (``Exchange.api_key``; PAIR gives each goal
+one): the conversation ring's burst detector counts blocked attempts per key. Turn-stage rings
 (e.g. the conversation ring) are reported separately: their catch rate is a measured quantity.
 """
 

@@ -144,7 +144,9 @@ def run_agents(
     for p in needed:
         if p is not None and not p.is_file():
             raise InvalidInputError(f"{p} does not exist", hint="check the path")
-    lm = load_model(model, progress=progress)
+    # the oracle under the tool gate alone needs no model: its calls are written in the scenarios
+    needs_model = "model" in agents or any(m.startswith("rings") for m in modes)
+    lm = load_model(model, progress=progress) if needs_model else None
     guards = guards_for(modes, lm, policy, guard_path)
     settings = {"max_steps": max_steps, "max_new_tokens": max_new_tokens}
     store = RunStore(out / "run.sqlite", _identity(lm, scenarios, policy, guard_path, settings))
@@ -165,8 +167,8 @@ def run_agents(
     rows = store.rows()
     summary = {
         "attack": "agents",
-        "target": lm.model_id,
-        "weights_sha256": lm.weights_sha256,
+        "target": lm.model_id if lm is not None else None,
+        "weights_sha256": lm.weights_sha256 if lm is not None else None,
         "policy": str(policy) if policy else None,
         "guard": str(guard_path) if guard_path else None,
         "modes": list(modes),
