@@ -12,11 +12,14 @@ from layerguard.redteam.report.curves import _many_shot_section, _turn_and_laten
 from layerguard.redteam.report.examples import _examples_section
 from layerguard.redteam.report.formatting import _e, _json_safe, _not_run
 from layerguard.redteam.report.sections import _attacks_section, _header, _headline, _judges_section, _rings_section
+from layerguard.redteam.report.timing import _precision_section, _timing_section
 from layerguard.version import __version__
 
 __all__ = ["render_report", "write_report", "write_summary"]
 
 _CSS = """
+table.timing td.tb { width: 30%; } .tbar { display: inline-block; height: 0.7em; background: var(--gua); }
+table.timing tr.d0 td { font-weight: 600; }
 :root { --ung: #c0392b; --gua: #2563a6; --ok: #2f855a; --warn: #d97706; --ink: #1f2933; --mute: #5f6b7a;
         --line: #d9dee4; --soft: #f4f6f8; }
 * { box-sizing: border-box; }
@@ -172,6 +175,8 @@ def render_report(
             _many_shot_section(s),
             _judges_section(s),
             _turn_and_latency_section(s),
+            _precision_section(s),
+            _timing_section(s),
             _how_to_read(s),
             _reproduce(s),
             _examples_section(s, results),
