@@ -322,7 +322,7 @@ def filter_corpus_ray(
         batch_size: Documents per scoring call.
         shard_lines: Lines of a JSONL file per shard (the unit of resumption).
         resume: Skip the shards done by an earlier run; False redoes every shard.
-        actors: Scoring actors (default: the cluster's CPUs less a quarter for reading, or one per GPU).
+        actors: Scoring actors (default: one per CPU, or one per GPU).
         address: A Ray cluster (None: Ray on this machine).
         cache_dir: Cache root of the built-in classifier (a path every node sees).
         progress: Ray Data's progress bars.
@@ -366,12 +366,13 @@ def filter_corpus_ray(
             ctx.execution_options.preserve_order = True  # the driver writes each shard's lines in input order
             ctx.enable_progress_bars = progress_enabled(progress)
             res = cluster.actor_resources(1.0)
-            n = actors or (int(cluster.gpus) if cluster.gpus >= 1 else max(1, int(cluster.cpus - 0.25)))
+            n = actors or cluster.max_actors(1.0)
             log(f"{len(todo)} shard(s) on {n} scoring actor(s), each {res}")
             items = [{**s.__dict__, "name": s.name, "kind": FORMATS[Path(s.path).suffix]} for s in todo]
             ds = (
                 ray.data.from_items(items, override_num_blocks=len(items))
-                .flat_map(_read_shard, num_cpus=0.25)
+                # reading is I/O: it declares no CPU, so a pool holding every CPU cannot starve it
+                .flat_map(_read_shard, num_cpus=0)
                 .map_batches(
                     _ScoreActor,
                     fn_constructor_kwargs={

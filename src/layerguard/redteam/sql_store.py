@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
 from layerguard.errors import InvalidInputError
@@ -54,6 +55,9 @@ class SqlRunStore(RunStore):
             sa.Column("row", sa.Text, nullable=False),
         )
         try:
+            parsed = sa.engine.make_url(url)
+            if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             self._engine = sa.create_engine(url, future=True)
             meta.create_all(self._engine)
             with self._engine.begin() as con:
