@@ -81,7 +81,7 @@ def test_model_agent_loop_parses_gates_and_executes(monkeypatch: pytest.MonkeyPa
     def scripted(steps: list[list[str]]) -> Any:
         it = iter(steps)
 
-        def gen(lm: Any, guarded: Any, live: list[Any], n: int, b: int) -> list[str]:
+        def gen(lm: Any, guarded: Any, live: list[Any], n: int, b: int, cache: Any = None) -> list[str]:
             seen.append([e.messages[-1].content for e in live])
             return next(it)[: len(live)]
 

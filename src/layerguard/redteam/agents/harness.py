@@ -140,15 +140,29 @@ def _tool_result(ep: _Episode, call: ToolCall) -> str:
 
 
 def _generate(
-    lm: Any, guarded: GuardedModel | None, live: list[_Episode], max_new_tokens: int, batch_size: int
+    lm: Any,
+    guarded: GuardedModel | None,
+    live: list[_Episode],
+    max_new_tokens: int,
+    batch_size: int,
+    cache: dict[str, str] | None = None,
 ) -> list[str | None]:
-    """Each live episode's next assistant text (None when the guard declined the turn)."""
-    if guarded is None:
+    """Each live episode's next assistant text (None when the guard declined the turn).
+
+    Without input, turn or answer rings the guard cannot change what the model writes, so the
+    text is the plain greedy generation, shared through ``cache`` by the modes that differ only
+    in their tool gate: they are then compared on the very same proposals.
+    """
+    if guarded is None or not any(guarded.guard.at(st) for st in ("input", "turn", "answer")):
         from layerguard.models.generate import generate
 
-        return list(
-            generate(lm, [_chat(e.messages) for e in live], max_new_tokens=max_new_tokens, batch_size=batch_size)
-        )
+        cache = {} if cache is None else cache
+        keys = [json.dumps(_chat(e.messages)) for e in live]
+        todo = list(dict.fromkeys(k for k in keys if k not in cache))
+        convs = [json.loads(k) for k in todo]
+        texts = generate(lm, convs, max_new_tokens=max_new_tokens, batch_size=batch_size) if todo else []
+        cache.update(zip(todo, texts, strict=True))
+        return [cache[k] for k in keys]
     answered = guarded.respond_many(
         [_exchange(e.scenario, e.messages) for e in live], max_new_tokens=max_new_tokens, batch_size=batch_size
     )
@@ -164,14 +178,19 @@ def run_model_agent(
     max_steps: int = 2,
     max_new_tokens: int = 96,
     batch_size: int = 8,
+    cache: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The model as the agent under one mode: one row per scenario and variant."""
+    """The model as the agent under one mode: one row per scenario and variant.
+
+    ``cache`` (conversation -> generated text) lets modes without model-reading rings share
+    generations (see :func:`_generate`).
+    """
     eps = [_Episode(s, v, s.messages(v)) for s in scenarios for v in VARIANTS]
     for _ in range(max_steps):
         live = [e for e in eps if not e.done]
         if not live:
             break
-        for e, text in zip(live, _generate(lm, guarded, live, max_new_tokens, batch_size), strict=True):
+        for e, text in zip(live, _generate(lm, guarded, live, max_new_tokens, batch_size, cache), strict=True):
             e.steps += 1
             if text is None:
                 e.declined, e.done = True, True

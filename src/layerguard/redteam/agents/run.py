@@ -152,6 +152,7 @@ def run_agents(
     store = RunStore(out / "run.sqlite", _identity(lm, scenarios, policy, guard_path, settings))
     done = store.done()
     jobs = [(a, m) for a in agents for m in modes]
+    cache: dict[str, str] = {}  # generations shared by the modes that cannot change them
     with progress_bar(total=len(jobs), desc="agents", unit="mode", enabled=progress) as bar:
         for agent, mode in jobs:
             key = RunStore.cell_id(f"{scenarios[-1].id}|attacked|{agent}", f"agents:{mode}", mode != "none")
@@ -160,8 +161,8 @@ def run_agents(
                 if agent == "oracle":
                     rows = run_oracle(scenarios, guards[mode], mode)
                 else:
-                    rows = run_model_agent(lm, scenarios, guards[mode], mode, max_steps=max_steps,
-                                           max_new_tokens=max_new_tokens, batch_size=batch_size)  # fmt: skip
+                    kw = {"max_steps": max_steps, "max_new_tokens": max_new_tokens, "batch_size": batch_size}
+                    rows = run_model_agent(lm, scenarios, guards[mode], mode, cache=cache, **kw)
                 store.put([{**r, "guarded": mode != "none"} for r in rows])
             bar.update(1)
     rows = store.rows()
