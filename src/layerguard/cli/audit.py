@@ -47,6 +47,12 @@ def audit(
     direction: Annotated[
         Path | None, typer.Option(help="Refusal direction file: adds the white-box attacks (ablation, subtraction).")
     ] = None,
+    rebuild_guard: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild-guard", help="Build the guard even if the guard cache holds one for this model, data and code."
+        ),
+    ] = AUDIT.rebuild_guard,
     executor: Annotated[
         str, typer.Option("--executor", help="Where the cells run: local (this process) or ray (a Ray cluster).")
     ] = "local",
@@ -98,10 +104,20 @@ def audit(
         seed=s.seed,
         output_monitor=s.output_monitor,
         direction=s.direction,
+        rebuild_guard=s.rebuild_guard,
         executor=cells,
         store_url=store_url,
         log=echo_err,
     )
+    from layerguard.progress import stage_table
+
+    echo_err("where the time went (seconds of wall clock; also in summary.json and report.html):")
+    echo_err(stage_table(summary["timing"]))
+    cache = summary.get("guard_cache") or {}
+    if cache.get("key"):
+        echo_err(
+            f"guard cache: {'hit' if cache.get('hit') else 'miss'} (key {str(cache['key'])[:12]}, {cache['path']})"
+        )
     typer.echo(
         json.dumps({"asr": summary["asr"], "over_refusal": summary["over_refusal"], "out": str(s.out)}, indent=2)
     )

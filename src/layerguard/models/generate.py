@@ -108,6 +108,59 @@ def last_logits(
     return out
 
 
+class PrefixCache:
+    """Key/value caches of prompt openings that many prompts share, kept by the caller across calls.
+
+    Many prompts of one attack share a long opening: the system prompt and role header, a
+    jailbreak frame's text, the faux exchanges of a many-shot attack. Its keys and values are
+    computed once and copied into each batch. A cache is only valid under the interventions
+    that were active when it was filled: keep one per intervention (the red-team runner keeps
+    one per attack). At most ``size`` openings are kept (least recently used dropped).
+    """
+
+    def __init__(self, size: int = 4, min_len: int = 16) -> None:
+        self.size, self.min_len = size, min_len
+        self._kv: dict[tuple[int, ...], Any] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, lm: LoadedModel, ids: Sequence[int]) -> Any:
+        """The cache of the forward pass over ``ids`` (computed on a miss, under active hooks)."""
+        import torch
+
+        key = tuple(ids)
+        if key in self._kv:
+            self.hits += 1
+            self._kv[key] = self._kv.pop(key)  # most recently used last
+            return self._kv[key]
+        self.misses += 1
+        with torch.inference_mode():
+            res = lm.model(input_ids=torch.tensor([list(ids)]), use_cache=True, logits_to_keep=1)
+        self._kv[key] = res.cache if hasattr(res, "cache") else res.past_key_values
+        while len(self._kv) > self.size:
+            self._kv.pop(next(iter(self._kv)))
+        return self._kv[key]
+
+
+def _prefixed_batch(lm: LoadedModel, batch: Sequence[PromptPositions], pad: int, n_prefix: int, kv: Any) -> Any:
+    """Inputs of a batch whose rows share their first ``n_prefix`` tokens.
+
+    ``[prefix][left-padded suffixes]``, its mask, and a copy of the prefix's cache repeated
+    per row: ``generate`` runs only the suffixes, and positions come from the mask.
+    """
+    import copy
+
+    import torch
+
+    suffixes = [PromptPositions(p.text, p.input_ids[n_prefix:], None) for p in batch]
+    ids, mask, _ = left_pad(suffixes, pad)
+    prefix = torch.tensor([batch[0].input_ids[:n_prefix]] * len(batch), dtype=torch.long)
+    kv = copy.deepcopy(kv)
+    kv.batch_repeat_interleave(len(batch))
+    ones = torch.ones((len(batch), n_prefix), dtype=torch.long)
+    return torch.cat([prefix, ids], dim=1), torch.cat([ones, mask], dim=1), {cache_kwarg(lm.model): kv}
+
+
 def generate(
     lm: LoadedModel,
     conversations: Sequence[ConversationLike],
@@ -118,6 +171,7 @@ def generate(
     progress: bool | None = False,
     desc: str = "generating",
     on_first_logits: Callable[[list[int], Any], None] | None = None,
+    prefix_cache: PrefixCache | None = None,
 ) -> list[str]:
     """Greedy completions (deterministic), decoded without special tokens.
 
@@ -132,6 +186,8 @@ def generate(
         on_first_logits: Called once per batch with the batch's conversation indices and the
             logits ``[batch, vocab]`` of the first generated position (e.g. for a refusal
             score), at no extra forward pass.
+        prefix_cache: Compute the opening all the prompts share once (see :class:`PrefixCache`)
+            and keep it there for later calls; None computes every prompt whole.
     """
     import torch
     from transformers import LogitsProcessor, LogitsProcessorList
@@ -151,14 +207,22 @@ def generate(
     order = _order(encoded)
     pad = lm.tokenizer.pad_token_id
     eos = lm.model.generation_config.eos_token_id or lm.tokenizer.eos_token_id
+    n_prefix = shared_prefix(encoded, prefix_cache.min_len) if prefix_cache is not None and encoded else 0
     with progress_bar(total=len(order), desc=desc, unit="prompt", enabled=progress) as bar:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            ids, mask, _ = left_pad([encoded[r] for r in rows], pad)
+            batch = [encoded[r] for r in rows]
+            cache: dict[str, Any] = {}
+            if n_prefix and prefix_cache is not None:
+                kv = prefix_cache.get(lm, encoded[0].input_ids[:n_prefix])
+                ids, mask, cache = _prefixed_batch(lm, batch, pad, n_prefix, kv)
+            else:
+                ids, mask, _ = left_pad(batch, pad)
             with torch.inference_mode():
                 out = lm.model.generate(
                     input_ids=ids,
                     attention_mask=mask,
+                    **cache,
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
                     pad_token_id=pad,

@@ -1,26 +1,30 @@
 """``layerguard audit``: build or load a guard, attack the model with and without it, report.
 
-The default suite fits in about 20 minutes for a 0.5B model on a 2-core CPU; ``full``
-runs every registered attack on every sample.
+``full`` runs every registered attack on every sample. Every stage's wall time (model load,
+guard build and its steps, generation and the guard per attack, judges, the live turns,
+report) goes into ``summary.json`` as ``timing``; the guard comes from the guard cache
+(:mod:`layerguard.guard.cache`) unless one is given.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from layerguard.data.samples import spread
-from layerguard.defaults import AUDIT
+from layerguard.defaults import AUDIT, GUARD_BUILD
 from layerguard.errors import InvalidInputError
+from layerguard.progress import StageTimes
 from layerguard.redteam.attacks import REGISTRY, get_attack
 from layerguard.redteam.executors import CellExecutor
 from layerguard.redteam.judges import get_judge
 from layerguard.redteam.metrics import summarize
 from layerguard.redteam.report import write_report, write_summary
+from layerguard.redteam.report.timing import precision
 from layerguard.redteam.runner import RunConfig, Runner, run_metadata, write_results
 
 DEFAULT_ATTACKS = [
@@ -104,6 +108,27 @@ def _samples(
     return harmful, [s.model_copy(update={"label": "borderline"}) for s in benign_set]
 
 
+def _guard_build_args(batch_size: int, seed: int, output_monitor: bool) -> dict[str, Any]:
+    """The arguments of ``layerguard guard build`` with its defaults (:data:`GUARD_BUILD`): the same guard."""
+    from layerguard.data.loaders import load_dataset
+
+    g = GUARD_BUILD
+    return {
+        "harmful": load_dataset(g.harmful),
+        "benign": [sample for spec in g.benign for sample in load_dataset(spec)],
+        "target_fpr": g.target_fpr,
+        "category_fpr": dict(g.category_fpr),
+        "variant": g.variant,
+        "batch_size": batch_size,
+        "seed": seed,
+        "output_monitor": output_monitor,
+        "classifier": g.classifier,
+        "tool_policy": g.tool_policy,
+        "monitor_prompts": g.monitor_prompts,
+        "conversation": g.conversation,
+    }
+
+
 def _ensure_guard(
     lm: Any,
     out: Path,
@@ -112,36 +137,49 @@ def _ensure_guard(
     batch_size: int,
     seed: int,
     output_monitor: bool,
+    rebuild: bool,
     progress: bool | None,
     log: Callable[[str], None],
-) -> Path:
-    """The guard to audit: ``guard_path``, else one built into ``out/guard`` (reused on resume)."""
+    times: StageTimes,
+) -> tuple[Path, dict[str, Any]]:
+    """The guard to audit and where it came from (recorded in the summary as ``guard_cache``).
+
+    ``guard_path`` if given; else the run's own copy in ``out/guard`` (a resumed run); else
+    the guard the cache holds for this model, data, settings and code, built on a miss and
+    copied into ``out/guard`` so the run directory keeps the guard it measured.
+    """
     if guard_path is not None:
-        return guard_path
-    from layerguard.data.builtin import load_builtin
-    from layerguard.guard.build import build_guard
+        return guard_path, {"status": "given"}
+    local = out / "guard" / "guard.yaml"
+    if local.exists() and not rebuild:
+        log(f"using the guard of the run in {out} ({local})")
+        return local, {"status": "resumed"}
+    from layerguard.guard.cache import cached_guard
 
-    path = out / "guard" / "guard.yaml"
-    if not path.exists():
-        log(f"building a guard for {lm.model_id} in {path.parent}")
-        build_guard(
-            lm,
-            path.parent,
-            harmful=load_builtin("harmful", "train"),
-            benign=load_builtin("harmless", "train") + load_builtin("borderline", "train"),
-            batch_size=batch_size,
-            seed=seed,
-            progress=progress,
-            log=log,
-            output_monitor=output_monitor,
+    clock = times.parts("guard build", log)
+    try:
+        got = cached_guard(
+            lm, rebuild=rebuild, progress=progress, log=clock, **_guard_build_args(batch_size, seed, output_monitor)
         )
-    return path
+    finally:
+        clock.close()
+    if local.parent.exists():
+        shutil.rmtree(local.parent)
+    shutil.copytree(got.path.parent, local.parent)
+    return local, {"status": "hit" if got.hit else "miss", **got.as_dict()}
 
 
-def _write_outputs(rows: list[dict[str, Any]], summary: dict[str, Any], out: Path) -> None:
-    write_results(rows, out / "results.jsonl")
+def _write_outputs(rows: list[dict[str, Any]], summary: dict[str, Any], out: Path, times: StageTimes) -> None:
+    """results.jsonl, report.html, then summary.json with every stage's time (the report's own included)."""
+    with times.stage("results file"):
+        write_results(rows, out / "results.jsonl")
+    summary["timing"] = times.as_dict()
+    summary["duration_s"] = summary["timing"]["total_s"]
+    with times.stage("report"):
+        write_report(summary, rows, out)
+    summary["timing"] = times.as_dict()
+    summary["duration_s"] = summary["timing"]["total_s"]
     write_summary(summary, out)
-    write_report(summary, rows, out)
 
 
 def run_audit(
@@ -162,6 +200,7 @@ def run_audit(
     seed: int = AUDIT.seed,
     output_monitor: bool = AUDIT.output_monitor,
     direction: Path | None = AUDIT.direction,
+    rebuild_guard: bool = AUDIT.rebuild_guard,
     executor: CellExecutor | None = None,
     store_url: str | None = None,
     progress: bool | None = None,
@@ -174,7 +213,9 @@ def run_audit(
     Args:
         model: The model under test (embedded name, GGUF, directory or hub id).
         out: The run directory (a run it already holds is resumed).
-        guard_path: ``guard.yaml``; None builds one into ``out/guard`` (reused on resume).
+        guard_path: ``guard.yaml``; None takes the guard cache's for this model, data and settings
+            (built on a miss, as ``layerguard guard build`` builds it) and copies it into ``out/guard``
+            (reused on resume).
         dataset: Harmful prompts (dataset spec).
         benign: Borderline-benign prompts for over-refusal (dataset spec; "" for none).
         n_samples: Harmful prompts in the default suite.
@@ -191,6 +232,7 @@ def run_audit(
         executor: Where the cells are computed (default: in this process; e.g.
             :class:`layerguard.distributed.audit.RayExecutor` on a Ray cluster).
         store_url: A SQLAlchemy URL for the run store (default: ``out/run.sqlite``).
+        rebuild_guard: Build the guard even if the guard cache holds one for these inputs.
         progress: Show progress bars.
         log: Receives progress messages.
 
@@ -201,22 +243,29 @@ def run_audit(
     from layerguard.guard.build import load_guard
     from layerguard.models import load_model
 
-    t0 = time.time()
-    attacks = _attack_list(attacks, full, direction)
-    _check_judge(judge, judge_model)
-    harmful, benign_set = _samples(dataset, benign, n_samples, n_benign, full)
-    lm = load_model(model, progress=progress)
-    guard_path = _ensure_guard(
+    times = StageTimes()
+    with times.stage("setup"):
+        attacks = _attack_list(attacks, full, direction)
+        _check_judge(judge, judge_model)
+        harmful, benign_set = _samples(dataset, benign, n_samples, n_benign, full)
+    with times.stage("model load"):
+        lm = load_model(model, progress=progress)
+    guard_path, cache_info = _ensure_guard(
         lm,
         out,
         guard_path,
         batch_size=batch_size,
         seed=seed,
         output_monitor=output_monitor,
+        rebuild=rebuild_guard,
         progress=progress,
         log=log,
+        times=times,
     )
-    guard = load_guard(guard_path, lm)
+    with times.stage("guard load"):
+        guard = load_guard(guard_path, lm)
+    with times.stage("refusal tokens"):
+        tokens = _refusal_tokens(lm, guard_path, batch_size, log, progress)
     cfg = RunConfig(
         attacks=attacks,
         max_new_tokens=max_new_tokens,
@@ -224,21 +273,23 @@ def run_audit(
         seed=seed,
         judge=judge,
         direction=str(direction) if direction is not None else None,
-        refusal_tokens=_refusal_tokens(lm, guard_path, batch_size, log, progress),
+        refusal_tokens=tokens,
         judge_model=judge_model,
     )
     guard_id = f"{guard_path}@{hashlib.sha256(guard_path.read_bytes()).hexdigest()[:12]}"
-    runner = Runner(lm, guard, guard_id, out, cfg, progress=progress, executor=executor, store_url=store_url)
+    runner = Runner(lm, guard, guard_id, out, cfg, progress=progress, executor=executor, store_url=store_url, times=times)
     runner.open(harmful, benign_set)
     log(f"running {len(attacks)} attacks x {len(harmful)} samples + {len(benign_set)} benign, guarded and not")
     rows = runner.run(harmful, benign_set)
     extra = {
         "guard": guard_id,
+        "guard_cache": cache_info,
         "dataset": dataset,
         "benign_dataset": benign,
         "command": " ".join(sys.argv),
-        "duration_s": round(time.time() - t0, 1),
     }
-    summary = summarize(rows, judge, {**run_metadata(lm, guard_id, cfg), **extra})
-    _write_outputs(rows, summary, out)
+    with times.stage("summary"):
+        summary = summarize(rows, judge, {**run_metadata(lm, guard_id, cfg), **extra})
+        summary["precision"] = precision(summary)
+    _write_outputs(rows, summary, out, times)
     return summary

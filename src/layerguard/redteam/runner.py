@@ -26,8 +26,8 @@ from layerguard.errors import InvalidInputError
 from layerguard.guard.guarded import GuardedModel
 from layerguard.guard.pipeline import Guard
 from layerguard.guard.types import Exchange, Message
-from layerguard.models.generate import generate
-from layerguard.progress import progress_bar
+from layerguard.models.generate import PrefixCache, generate
+from layerguard.progress import StageTimes, progress_bar
 from layerguard.redteam.attacks import get_attack
 from layerguard.redteam.executors import CellExecutor, LocalExecutor
 from layerguard.redteam.judges import get_judge, harm_judge, refusal_judge
@@ -74,6 +74,8 @@ class Runner:
         progress: Show progress bars.
         executor: Computes the chunks of cells (default: :class:`LocalExecutor`, in this process).
         store_url: A SQLAlchemy URL for the run store instead of ``out_dir/run.sqlite``.
+        times: Receives the wall time of each stage (generation, guard and judges per attack,
+            run store, each live turn); a new one when None (``runner.times``).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class Runner:
         out_dir: Path,
         config: RunConfig,
         progress: bool | None = None,
+        times: StageTimes | None = None,
         executor: CellExecutor | None = None,
         store_url: str | None = None,
     ) -> None:
@@ -117,6 +120,9 @@ class Runner:
             self.direction = Direction.load(config.direction, model=lm)
         self.guarded = GuardedModel(guard, lm=lm) if isinstance(guard, Guard) else guard
         self.lm, self.cfg, self.progress = lm, config, progress
+        self.times = times if times is not None else StageTimes()
+        # the opening the current attack's prompts share, computed once per attack (and intervention)
+        self._prefix: tuple[str, PrefixCache] | None = None
         self.out_dir = out_dir
         self.guard_id = guard_id
         self.store: RunStore | None = None
@@ -156,7 +162,8 @@ class Runner:
         jobs: list[tuple[str, Sample]] = [(a, s) for a in self.cfg.attacks for s in harmful]
         jobs += [("direct", s) for s in benign]
         pending = [(a, s) for a, s in jobs if RunStore.cell_id(s.id, a, False) not in done]
-        self._check_context(pending)
+        with self.times.stage("context check"):
+            self._check_context(pending)
         batches = 0
         with progress_bar(
             total=len(jobs), initial=len(jobs) - len(pending), desc="red team", unit="cell", enabled=self.progress
@@ -168,7 +175,8 @@ class Runner:
                 for i in range(0, len(group), self.cfg.batch_size)
             ]
             for chunk, cells in self.executor.run(self, chunks):
-                store.put(cells)
+                with self.times.stage("run store", len(cells)):
+                    store.put(cells)
                 bar.update(len(chunk))
                 batches += 1
                 if on_batch is not None:
@@ -218,6 +226,9 @@ class Runner:
         return add_vector(self.lm, v, self.direction.layer, alpha=-1.0)
 
     def _cells(self, chunk: list[tuple[str, Sample]]) -> list[dict[str, Any]]:
+        attack = chunk[0][0]  # a chunk holds one attack
+        if self._prefix is None or self._prefix[0] != attack:
+            self._prefix = (attack, PrefixCache())
         convs = [get_attack(a)(s) for a, s in chunk]
         t0 = time.perf_counter()
         scores: list[float | None] = [None] * len(chunk)
@@ -234,16 +245,24 @@ class Runner:
             max_new_tokens=self.cfg.max_new_tokens,
             batch_size=self.cfg.batch_size,
             on_first_logits=read_first if tokens else None,
+            prefix_cache=self._prefix[1],
         )
-        gen_ms = (time.perf_counter() - t0) * 1000 / len(chunk)
+        gen_s = time.perf_counter() - t0
+        self.times.add(f"generation/{attack}", gen_s, len(chunk))
+        gen_ms = gen_s * 1000 / len(chunk)
         rows = []
-        verdicts = self._guard(convs, answers) if self.guarded is not None else [None] * len(chunk)
+        verdicts: list[dict[str, Any] | None] = [None] * len(chunk)
+        if self.guarded is not None:
+            with self.times.stage(f"guard (states + rings)/{attack}", len(chunk)):
+                verdicts = list(self._guard(convs, answers))
         for (attack, s), conv, ans, gv, lo in zip(chunk, convs, answers, verdicts, scores, strict=True):
-            j = refusal_judge(conv[-1]["content"], ans, refusal_score=lo)
-            h = harm_judge(conv[-1]["content"], ans)
+            with self.times.stage("judges/refusal + rubric"):
+                j = refusal_judge(conv[-1]["content"], ans, refusal_score=lo)
+                h = harm_judge(conv[-1]["content"], ans)
             judges: dict[str, Any] = {"patterns_refused": j.refused, "refusal_log_odds": lo}
             if self.llm_judge is not None:
-                lj = self.llm_judge(conv[-1]["content"], ans)
+                with self.times.stage("judges/llm"):
+                    lj = self.llm_judge(conv[-1]["content"], ans)
                 judges["llm"] = {"refused": lj.refused, "harmful": lj.harmful, **lj.details}
                 if self.cfg.judge == "llm":
                     j = lj
@@ -313,20 +332,39 @@ class Runner:
         if not todo:
             return
         script = get_attack("escalation")
+        n_turns = max(sum(m["role"] == "user" for m in script(s)) for s in todo)
+        bar = progress_bar(total=len(todo) * n_turns, desc="multi-turn", unit="answer", enabled=self.progress)
         for i in range(0, len(todo), self.cfg.batch_size):
             batch = todo[i : i + self.cfg.batch_size]
             users = [[m["content"] for m in script(s) if m["role"] == "user"] for s in batch]
             convs: list[list[dict[str, str]]] = [[] for _ in batch]
             refused_by_turn: list[list[bool]] = [[] for _ in batch]
-            for turn in range(max(len(u) for u in users)):
+            for turn in range(n_turns):
                 for c, u in zip(convs, users, strict=True):
                     c.append({"role": "user", "content": u[min(turn, len(u) - 1)]})
-                answers = generate(
-                    self.lm, convs, max_new_tokens=self.cfg.max_new_tokens, batch_size=self.cfg.batch_size
-                )
+                with self.times.stage(f"multi-turn/turn {turn + 1}", len(batch)):
+                    answers = generate(
+                        self.lm,
+                        convs,
+                        max_new_tokens=self.cfg.max_new_tokens,
+                        batch_size=self.cfg.batch_size,
+                        prefix_cache=PrefixCache(),
+                    )
                 for c, a, r in zip(convs, answers, refused_by_turn, strict=True):
                     c.append({"role": "assistant", "content": a})
                     r.append(refusal_judge("", a).refused)
+                bar.update(len(batch))
+            self._put_live(store, batch, convs, refused_by_turn)
+        bar.close()
+
+    def _put_live(
+        self,
+        store: RunStore,
+        batch: list[Sample],
+        convs: list[list[dict[str, str]]],
+        refused_by_turn: list[list[bool]],
+    ) -> None:
+        with self.times.stage("run store", len(batch)):
             store.put(
                 [
                     {
