@@ -79,7 +79,7 @@ def test_pair_stops_at_the_first_success_and_the_guard_blocks_a_bursting_key(
     goal = spread(load_builtin("harmful", "val"), 1)
     att = OpenAIAttacker(url, "stand-in", retries=0)
     cfg = PairConfig(width=3, depth=2, max_new_tokens=8, batch_size=3, judge="refusal")
-    guard = Guard([KeywordRing(), ConversationRing(burst_blocks=2, burst_window_s=600)])
+    guard = Guard([KeywordRing(), ConversationRing(burst_blocks=2, burst_window_s=600, burst_agree=1)])
     target = Target(smollm2, GuardedModel(guard, lm=smollm2), max_new_tokens=8)
     [row] = run_pair(goal, att, target, make_judge("refusal"), cfg, open_store(tmp_path, {}))
     assert row["first_success"] is None and row["n_queries"] == 6
