@@ -147,8 +147,8 @@ def test_blocks_one_ring_alone_stands_behind_never_lock_a_key_out(state):
         assert v.decision == "allow" and "blocked_recent" not in v.details
         clock.t += 1
     assert turn(ring, 0.0, key="benign", conv="later").decision == "allow"
-    # with a single scoring ring its own block is the only opinion there is
-    alone = ConversationRing(MemoryConversationState(), burst_blocks=2, clock=clock)
+    # a guard with a single scoring ring asks for one opinion
+    alone = ConversationRing(MemoryConversationState(), burst_blocks=2, burst_agree=1, clock=clock)
     ex = Exchange.from_prompt("x", api_key="solo", turn_scores={"latent": 0.95}, turn_decision="block")
     assert alone.confident_block(ex)
 

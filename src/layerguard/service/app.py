@@ -142,6 +142,10 @@ class Service:
         env: dict[str, str] | None = None,
     ) -> None:
         self.guard = guard
+        if guard.stop_early and any(r.stage == "turn" and getattr(r, "burst_blocks", 0) for r in guard.rings):
+            # the burst detector counts only blocks a second ring agrees with: every input ring must run
+            log.info("running every input ring on blocked requests (the conversation ring's burst detector)")
+            guard.stop_early = False
         self.backend = backend
         self.store = store
         self.config = config

@@ -13,6 +13,12 @@ Example (``${VAR}`` and ``${VAR:-default}`` are read from the environment)::
         - {key_env: LAYERGUARD_ADMIN_KEY, name: ops, admin: true}
         - {key: ${TEAM_A_KEY}, name: team-a, rpm: 60, tpm: 40000}
       conversation: {escalate_at: 1.0, decay: 0.8, burst_blocks: 5, burst_window_s: 60, cooldown_s: 300}
+      max_prompt_tokens: 4096        # counted after the chat template; longer prompts get 400
+      max_queue: 128                 # requests waiting for the model; more get 503 + Retry-After
+      queue_timeout_s: 60            # per-request deadline for waiting in a queue
+      generation_concurrency: 8      # answers decoded at once (their steps are batched)
+      refusal: "I'm sorry, but I can't help with that request."
+      metrics_access: admin          # public | admin | off
 
 A file may hold the mapping at its top level or under ``service:``. Precedence (one
 mechanism with ``audit`` and ``guard build``, :mod:`layerguard.settings`): code defaults,

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any, cast
 
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from layerguard.guard.backends.local import LocalBackend
 from layerguard.service.auth import RequestCtx
 from layerguard.service.chat import ChatHandler, Plan, backend_failed
 from layerguard.service.config import ServiceConfig
@@ -43,6 +43,11 @@ def busy(exc: Overloaded | DeadlineExceeded, deadline_s: float) -> ApiError:
     )  # fmt: skip
 
 
+def batchable(backend: object) -> bool:
+    """Whether a backend offers the batched steps the scheduler drives (the local backend does)."""
+    return all(callable(getattr(backend, m, None)) for m in ("prefill_batch", "start_decode", "decode_step"))
+
+
 class Dispatcher:
     """Runs a request's steps: threads for work, awaits for the model.
 
@@ -56,12 +61,12 @@ class Dispatcher:
         self.handler = handler
         self.config = config
         backend = handler.backend
-        local = isinstance(backend, LocalBackend)
+        local = batchable(backend)
         streams = config.generation_concurrency or (DEFAULT_LOCAL_STREAMS if local else None)
         self.scheduler: ModelScheduler | None = None
-        if isinstance(backend, LocalBackend):
+        if local:
             self.scheduler = ModelScheduler(
-                backend,
+                cast(Any, backend),
                 max_queue=config.max_queue,
                 batch_wait_ms=config.batch_wait_ms,
                 token_budget=config.prefill_token_budget,

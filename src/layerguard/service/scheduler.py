@@ -31,12 +31,14 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from layerguard.guard.backend import Chunk, GenerationParams
-from layerguard.guard.backends.local import Decoding, LocalBackend
 from layerguard.guard.types import Exchange
-from layerguard.models.positions import PromptPositions
+
+if TYPE_CHECKING:
+    from layerguard.guard.backends.local import Decoding, LocalBackend
+    from layerguard.models.positions import PromptPositions
 
 log = logging.getLogger("layerguard.service")
 

@@ -184,8 +184,9 @@ class ConversationRing:
         score_rings: Rings whose turn scores count (default: every ring in ``turn_scores``).
         burst_blocks: Confidently blocked turns within ``burst_window_s`` that block the key (0: off).
         burst_min_score: A ring's score that counts as an opinion that the turn is harmful.
-        burst_agree: Rings that must hold that opinion for a block to count (capped at the
-            number of rings that scored the turn).
+        burst_agree: Rings that must hold that opinion for a block to count (1 for a guard
+            with a single scoring ring). A guard that stops at the first blocking ring gives no
+            second opinion; the service runs every input ring when this ring is on.
         burst_window_s: Window of the burst detector.
         cooldown_s: How long a bursting key stays blocked.
         ttl_s: A conversation idle for longer starts again from zero.
@@ -267,8 +268,7 @@ class ConversationRing:
                 scores.append(float(value))
             except (TypeError, ValueError):
                 continue
-        high = sum(1 for v in scores if v >= self.burst_min_score)
-        return high >= max(1, min(self.burst_agree, len(scores)))
+        return sum(1 for v in scores if v >= self.burst_min_score) >= max(1, self.burst_agree)
 
     def check(self, exchange: Exchange) -> RingVerdict:
         """Add this turn to its conversation and judge the key's recent blocked attempts."""
