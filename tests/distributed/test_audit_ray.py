@@ -14,6 +14,9 @@ from layerguard.distributed.audit import RayExecutor
 from layerguard.redteam.audit import run_audit
 from layerguard.redteam.store import RunStore
 
+# a Ray cluster and model replicas: minutes; see tests/distributed/conftest.py
+pytestmark = pytest.mark.slow
+
 SUITE: dict[str, Any] = {
     "n_samples": 3,
     "n_benign": 2,

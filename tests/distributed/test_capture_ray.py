@@ -13,6 +13,9 @@ from layerguard.data.samples import spread
 from layerguard.directions.extract import extract_directions
 from layerguard.distributed.capture import capture_activations_ray, extract_directions_ray
 
+# a Ray cluster and model replicas: minutes; see tests/distributed/conftest.py
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def prompts() -> tuple[list, list]:

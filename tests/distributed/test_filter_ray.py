@@ -14,6 +14,9 @@ from layerguard.distributed.filter import filter_corpus_ray
 from layerguard.errors import InvalidInputError
 from layerguard.train.filter import filter_corpus
 
+# a Ray cluster and model replicas: minutes; see tests/distributed/conftest.py
+pytestmark = pytest.mark.slow
+
 SHARD_LINES = 9
 
 
@@ -45,10 +48,26 @@ def local(corpus, tmp_path_factory) -> tuple[Path, dict[str, Any]]:
     return out, s.to_dict()
 
 
+def _same_dropped(ray_bytes: bytes, local_bytes: bytes) -> None:
+    """Dropped records equal, scores to 1e-5: the encoder pads each batch, and Ray cuts batches elsewhere."""
+    ray_rows = [json.loads(x) for x in ray_bytes.splitlines()]
+    local_rows = [json.loads(x) for x in local_bytes.splitlines()]
+    assert len(ray_rows) == len(local_rows)
+    for a, b in zip(ray_rows, local_rows, strict=True):
+        ga, gb = a.pop("layerguard"), b.pop("layerguard")
+        assert a == b
+        assert ga.get("score", 0) == pytest.approx(gb.get("score", 0), abs=1e-5)
+        assert ga.get("rings", {}) == pytest.approx(gb.get("rings", {}), abs=1e-5)
+        for k in ("score", "rings"):
+            ga.pop(k, None), gb.pop(k, None)
+        assert ga == gb
+
+
 def _same_counts(a: dict[str, Any], b: dict[str, Any]) -> None:
     for key in ("lines", "blank_lines", "bad_lines", "documents", "kept", "dropped", "categories", "dropped_by"):
         assert a[key] == b[key], key
-    assert a["histogram"] == b["histogram"]
+    # the score histogram may differ by a document at a bin edge (scores agree to 1e-5, not bit for bit)
+    assert sum(abs(x - y) for x, y in zip(a["histogram"]["counts"], b["histogram"]["counts"], strict=True)) <= 2
     assert a["threshold"] == b["threshold"] and a["guard"] == b["guard"]
 
 
@@ -62,7 +81,7 @@ def test_ray_filter_equals_local_and_resumes_per_shard(ray_cluster, corpus, loca
     shards = sorted((out / "shards").glob("*.json"))
     assert len(shards) == -(-local_summary["lines"] // SHARD_LINES) > 1
     assert _concat(out / "kept") == (local_out / "kept.jsonl").read_bytes()
-    assert _concat(out / "dropped") == (local_out / "dropped.jsonl").read_bytes()
+    _same_dropped(_concat(out / "dropped"), (local_out / "dropped.jsonl").read_bytes())
     _same_counts(summary, local_summary)
     assert 0 < summary["dropped"] < summary["documents"]
     assert json.loads((out / "summary.json").read_text())["categories"] == local_summary["categories"]
@@ -78,7 +97,7 @@ def test_ray_filter_equals_local_and_resumes_per_shard(ray_cluster, corpus, loca
     ).to_dict()
     assert any(f"{len(shards) - 1} shard(s) done earlier, 1 to filter" in m for m in logs), logs
     assert _concat(out / "kept") == (local_out / "kept.jsonl").read_bytes()
-    assert _concat(out / "dropped") == (local_out / "dropped.jsonl").read_bytes()
+    _same_dropped(_concat(out / "dropped"), (local_out / "dropped.jsonl").read_bytes())
     _same_counts(again, local_summary)
 
     # other settings refuse to resume instead of mixing two runs' shards
