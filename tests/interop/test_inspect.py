@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def base64_log(smollm2, tmp_path_factory):
+def base64_log(tmp_path_factory):
     """One real eval: the base64 attack on 2 harmful val prompts, smollm2 unguarded, 8 tokens."""
     log_dir = tmp_path_factory.mktemp("inspect-logs")
-    model = get_model("layerguard/smollm2-135m", lm=smollm2)
+    model = get_model("layerguard/smollm2-135m")
     task = redteam_task("builtin:harmful:val", "base64", "refusal", n=2, max_tokens=8)
     logs = inspect_eval(task, model=model, log_dir=str(log_dir), display="none", log_level="warning")
     return logs[0]
@@ -60,8 +60,8 @@ def test_the_log_reads_back_as_result_rows(base64_log, tmp_path):
     assert summary["asr_by_attack"]["base64"]["unguarded"]["n"] == 2
 
 
-def test_a_guarded_model_answers_through_the_guard(smollm2, tiny_guard, tmp_path):
-    model = get_model("layerguard/smollm2-135m", lm=smollm2, guard=str(tiny_guard))
+def test_a_guarded_model_answers_through_the_guard(tiny_guard, tmp_path):
+    model = get_model("layerguard/smollm2-135m", guard=str(tiny_guard))
     task = redteam_task("builtin:harmful:val", "direct", "refusal", n=1, max_tokens=8)
     log = inspect_eval(task, model=model, log_dir=str(tmp_path), display="none", log_level="warning")[0]
     assert log.status == "success"
@@ -86,7 +86,7 @@ def test_bad_log_is_a_clear_error(tmp_path):
         eval_log_rows(bad)
 
 
-def test_the_documented_inspect_command(smollm2, tmp_path):
+def test_the_documented_inspect_command(tmp_path):
     """``inspect eval <task file>@layerguard_redteam --model layerguard/smollm2-135m`` as docs/redteam.md shows it."""
     inspect = Path(sys.executable).parent / "inspect"
     cmd = [

@@ -155,8 +155,8 @@ class LayerguardModelAPI(ModelAPI):
     """Inspect model provider ``layerguard/<model>``: a local model, with ``guard=`` (model arg) guarded.
 
     Answers are greedy; one request at a time (a CPU model gains nothing from concurrency).
-    Model args: ``guard`` (a guard.yaml), ``max_new_tokens`` (when the task sets no
-    ``max_tokens``) and, from Python, ``lm`` (an already loaded model to reuse).
+    Model args: ``guard`` (a guard.yaml) and ``max_new_tokens`` (when the task sets no
+    ``max_tokens``).
     """
 
     def __init__(
@@ -167,15 +167,13 @@ class LayerguardModelAPI(ModelAPI):
         config: GenerateConfig = GenerateConfig(),  # noqa: B008 - Inspect's own default
         guard: str | None = None,
         max_new_tokens: int = 64,
-        lm: Any = None,
         **model_args: Any,
     ) -> None:
         super().__init__(model_name, base_url, api_key, [], config)
-        if lm is None:
-            from layerguard.models import load_model
+        from layerguard.models import load_model
 
-            lm = load_model(model_name)
-        self.lm = lm
+        # the model is loaded by name (model args end up in the eval log, so no live objects there)
+        self.lm = load_model(model_name)
         self.guarded: Any = None
         if guard is not None:
             from layerguard.guard.guarded import GuardedModel
