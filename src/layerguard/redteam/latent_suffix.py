@@ -138,7 +138,7 @@ class SuffixSearch:
         with torch.no_grad():
             for i in range(0, len(suffixes), batch):
                 ids = torch.tensor([prefix + s + post for s in suffixes[i : i + batch]])
-                out += self._loss(emb(ids).float(), t_inst).tolist()
+                out += self._loss(emb(ids), t_inst).float().tolist()
         return out
 
     def _candidates(self, prefix: list[int], suffix: list[int], post: list[int]) -> list[list[int]]:
@@ -153,10 +153,11 @@ class SuffixSearch:
         onehot.requires_grad_(True)
         with torch.enable_grad():
             ids_pre, ids_post = torch.tensor(prefix), torch.tensor(post)
-            embeds = torch.cat([emb(ids_pre), onehot @ w, emb(ids_post)]).unsqueeze(0).float()
-            self._loss(embeds, len(prefix) + len(suffix) - 1).sum().backward()
-        assert onehot.grad is not None
-        grad = onehot.grad[:, allowed]  # [n_tokens, n_allowed]
+            embeds = torch.cat([emb(ids_pre), onehot @ w, emb(ids_post)]).unsqueeze(0)
+            loss = self._loss(embeds, len(prefix) + len(suffix) - 1).sum()
+            # the gradient with respect to the one-hot suffix only: the model's own .grad stays untouched
+            (grad_onehot,) = torch.autograd.grad(loss, [onehot])
+        grad = grad_onehot[:, allowed]  # [n_tokens, n_allowed]
         top = allowed[(-grad).topk(min(self.top_k, len(self.allowed)), dim=1).indices]  # [n_tokens, top_k]
         cands = []
         for _ in range(self.n_candidates):
