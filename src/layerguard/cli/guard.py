@@ -8,6 +8,8 @@ then ``--config`` (YAML; its ``guard_build:`` section or top level), then
 from __future__ import annotations
 
 import json
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -214,10 +216,17 @@ def eval_cmd(
     wrappers: Annotated[
         str, typer.Option(help="Comma-separated wrappers (or attacks); default: the evaluation wrapper family.")
     ] = "",
-    max_per_set: Annotated[int, typer.Option(min=1, help="Spread prompts scored per set.")] = 160,
+    max_per_set: Annotated[
+        int | None, typer.Option(min=1, help="Spread prompts scored per plain set (default: all).")
+    ] = None,
+    max_per_wrapped_set: Annotated[int, typer.Option(min=1, help="Spread prompts scored per wrapped set.")] = 64,
     answers_per_set: Annotated[
-        int, typer.Option(min=0, help="Prompts per set the model answers, for its own refusal (0: skip).")
-    ] = 48,
+        int,
+        typer.Option(
+            min=0, help="Prompts per plain set the model answers, for its own refusal (borderline: all; 0: skip)."
+        ),
+    ] = 64,
+    answers_per_wrapped_set: Annotated[int, typer.Option(min=0, help="Prompts per wrapped set the model answers.")] = 8,
     no_harmbench: Annotated[bool, typer.Option("--no-harmbench", help="Skip HarmBench val.")] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
 ) -> None:
@@ -230,7 +239,7 @@ def eval_cmd(
     from layerguard.guard.pipeline import Guard
     from layerguard.guard.rings.keyword import KeywordRing
     from layerguard.models import load_model
-    from layerguard.redteam.guard_eval import evaluate_guard, markdown_at_model_fpr, markdown_table
+    from layerguard.redteam.guard_eval import evaluate_guard, markdown_at_model_fpr, markdown_release, markdown_table
 
     if (out / "eval.json").exists():
         raise InvalidInputError(f"{out} already holds an evaluation", hint="choose a new --out directory")
@@ -238,10 +247,14 @@ def eval_cmd(
     lm = load_model(model or cfg.model.name)
     g = load_guard(guard, lm)
     # the rings that judge a request; answers, tool calls and conversations are measured by the audit
-    guarded = GuardedModel(Guard(g.at("input"), stop_early=g.stop_early), lm=lm)
+    guarded = GuardedModel(Guard(g.at("input"), stop_early=g.stop_early, release=g.release), lm=lm)
     train = load_builtin("harmful", "train")[:64] + load_builtin("harmless", "train")[:32]
     typer.echo("deriving the model's refusal tokens for the refusal baseline ...", err=True)
-    tokens = derive_refusal_tokens(lm, [s.prompt for s in train])
+    try:
+        tokens = derive_refusal_tokens(lm, [s.prompt for s in train])
+    except InvalidInputError as exc:  # a model that rarely refuses: the first-token baseline is left out
+        echo_err(f"no first-token refusal baseline: {exc}")
+        tokens = None
     result = evaluate_guard(
         lm,
         guarded,
@@ -249,16 +262,21 @@ def eval_cmd(
         target_fpr=float(cfg.build.get("target_fpr", GUARD_BUILD.target_fpr)),
         wrappers=[w for w in wrappers.split(",") if w] or None,
         max_per_set=max_per_set,
+        max_per_wrapped_set=max_per_wrapped_set,
         answers_per_set=answers_per_set,
+        answers_per_wrapped_set=answers_per_wrapped_set,
         include_harmbench=not no_harmbench,
         refusal_tokens=tokens,
         batch_size=batch_size,
+        answering=GuardedModel(g, lm=lm),
     )
+    result["command"] = " ".join(["layerguard", *sys.argv[1:]])
+    result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["guard"] = str(guard)
     result["model"] = lm.model_id
-    result["refusal_tokens"] = list(tokens.strings)
+    result["refusal_tokens"] = list(tokens.strings) if tokens is not None else []
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(result, indent=2, default=float))
-    table = markdown_table(result) + markdown_at_model_fpr(result)
+    table = markdown_table(result) + markdown_release(result) + markdown_at_model_fpr(result)
     (out / "eval.md").write_text(table)
     typer.echo(table)

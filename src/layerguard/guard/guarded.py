@@ -328,32 +328,54 @@ class GuardedModel:
 
         firsts = self.score_many(exchanges, [None] * len(exchanges), batch_size=batch_size, record_all=False)
         todo = [i for i, o in enumerate(firsts) if o.decision == "allow"]
-        vectors = {i: self.release_vector(firsts[i].verdict) for i in todo}
-        texts: dict[int, str] = {}
-        for group in ([i for i in todo if vectors[i] is None], [i for i in todo if vectors[i] is not None]):
-            if not group:
-                continue
-            convs = [[{"role": m.role, "content": m.content} for m in exchanges[i].messages] for i in group]
-            with self._ablating(vectors[group[0]]):  # one release vector per guard
-                answers = generate(self.lm, convs, max_new_tokens=max_new_tokens, batch_size=batch_size)
-            texts.update(zip(group, answers, strict=True))
-        fresh = [Exchange(messages=exchanges[i].messages) for i in todo]
-        judged = self.score_many(fresh, [texts[i] for i in todo], batch_size=batch_size, record_all=False)
+        plain = [i for i in todo if self.release_vector(firsts[i].verdict) is None]
+        convs = [[{"role": m.role, "content": m.content} for m in exchanges[i].messages] for i in plain]
+        texts = generate(self.lm, convs, max_new_tokens=max_new_tokens, batch_size=batch_size) if plain else []
+        fresh = [Exchange(messages=exchanges[i].messages) for i in plain]
+        judged = self.score_many(fresh, texts, batch_size=batch_size, record_all=False)
         out = [Answered("", o.decision, o.verdict) for o in firsts]
-        for i, o in zip(todo, judged, strict=True):
-            released = vectors[i] is not None
-            # the input verdict (with the release offer) and the answer rings' verdicts
-            verdict = (
-                combine(
-                    [*firsts[i].verdict.rings, *(v for v in o.verdict.rings if self._is_answer_ring(v.ring))],
-                    None,
-                    o.verdict.unavailable,
-                    o.latency_ms,
-                )
-                if released
-                else o.verdict
+        for i, text, o in zip(plain, texts, judged, strict=True):
+            out[i] = Answered(text if o.decision == "allow" else "", o.decision, o.verdict)
+        released = [i for i in todo if i not in set(plain)]
+        rel = self.answer_released(
+            [exchanges[i] for i in released], [firsts[i] for i in released], max_new_tokens, batch_size
+        )
+        for i, a in zip(released, rel, strict=True):
+            out[i] = a
+        return out
+
+    def answer_released(
+        self, exchanges: Sequence[Exchange], firsts: Sequence[Outcome], max_new_tokens: int = 64, batch_size: int = 8
+    ) -> list[Answered]:
+        """Answer requests the guard released, with the release vector ablated, and judge the answers.
+
+        The answer rings read the states of the ablated pass, as they would while streaming it.
+
+        Args:
+            exchanges: Requests whose input outcome (``firsts``) offers a release.
+            firsts: Their input outcomes (:meth:`score_many` with no answer).
+            max_new_tokens: Answer length.
+            batch_size: Requests per batch.
+        """
+        from layerguard.models.generate import generate
+
+        if not exchanges:
+            return []
+        if self.lm is None:
+            raise InvalidInputError("releasing a request needs the local model", hint="pass lm= or a local backend")
+        vector = self.release_vector(firsts[0].verdict)  # one release vector per guard
+        convs = [[{"role": m.role, "content": m.content} for m in ex.messages] for ex in exchanges]
+        with self._ablating(vector):
+            texts = generate(self.lm, convs, max_new_tokens=max_new_tokens, batch_size=batch_size)
+            judged = self.score_many(
+                [Exchange(messages=ex.messages) for ex in exchanges], texts, batch_size=batch_size, record_all=False
             )
-            out[i] = Answered(texts[i] if o.decision == "allow" else "", o.decision, verdict, released)
+        out = []
+        for text, first, o in zip(texts, firsts, judged, strict=True):
+            answer = [v for v in o.verdict.rings if self._is_answer_ring(v.ring)]
+            verdict = combine([*first.input_verdict.rings, *answer], None, o.verdict.unavailable, o.latency_ms)
+            decision: Decision = "block" if any(v.decision == "block" for v in answer) else first.input_verdict.decision
+            out.append(Answered(text if decision == "allow" else "", decision, verdict, released=True))
         return out
 
     def _is_answer_ring(self, name: str) -> bool:

@@ -61,16 +61,24 @@ def _exchange(conv: list[dict[str, str]]) -> Exchange:
 
 
 def eval_sets(
-    wrappers: Sequence[str], include_harmbench: bool = True, max_per_set: int | None = None
+    wrappers: Sequence[str],
+    include_harmbench: bool = True,
+    max_per_set: int | None = None,
+    max_per_wrapped_set: int | None = None,
 ) -> dict[str, tuple[bool, list[Any]]]:
-    """Set name -> (is_harmful, conversations); each set cut to ``max_per_set`` spread samples."""
+    """Set name -> (is_harmful, conversations).
+
+    Plain sets are cut to ``max_per_set`` spread samples, wrapped ones to ``max_per_wrapped_set``
+    (default: the same).
+    """
     from layerguard.data.samples import spread
 
-    def cut(samples: list[Any]) -> list[Any]:
-        return spread(samples, max_per_set) if max_per_set is not None and len(samples) > max_per_set else samples
+    def cut(samples: list[Any], n: int | None = max_per_set) -> list[Any]:
+        return spread(samples, n) if n is not None and len(samples) > n else samples
 
     hv, bv = cut(load_builtin("harmful", "val")), cut(load_builtin("harmless", "val"))
     dv = cut(load_builtin("borderline", "val"))
+    nw = max_per_wrapped_set if max_per_wrapped_set is not None else max_per_set
     sets: dict[str, tuple[bool, list[Any]]] = {
         "harmful_val": (True, [s.conversation() for s in hv]),
         "harmless_val": (False, [s.conversation() for s in bv]),
@@ -82,9 +90,9 @@ def eval_sets(
         sets["harmbench_val"] = (True, [s.conversation() for s in cut(load_harmbench("val"))])
     for w in wrappers:
         wrap = _wrapper(w)
-        sets[f"harmful_val+{w}"] = (True, [wrap(s) for s in hv])
-        sets[f"harmless_val+{w}"] = (False, [wrap(s) for s in bv])
-        sets[f"borderline_val+{w}"] = (False, [wrap(s) for s in dv])
+        sets[f"harmful_val+{w}"] = (True, [wrap(s) for s in cut(hv, nw)])
+        sets[f"harmless_val+{w}"] = (False, [wrap(s) for s in cut(bv, nw)])
+        sets[f"borderline_val+{w}"] = (False, [wrap(s) for s in cut(dv, nw)])
     return sets
 
 
@@ -129,21 +137,28 @@ def _out_of_fold_negatives(x: Any, y: Any, folds: int = 5) -> list[float]:
     return scores
 
 
-def own_refusals(
-    lm: Any, sets: dict[str, tuple[bool, list[Any]]], per_set: int, max_new_tokens: int, batch_size: int
-) -> dict[str, list[bool]]:
-    """The model's own refusal, judged from its answers (greedy) to a spread subset of each set."""
+def own_answers(
+    lm: Any,
+    sets: dict[str, tuple[bool, list[Any]]],
+    per_set: dict[str, int],
+    max_new_tokens: int,
+    batch_size: int,
+) -> dict[str, list[tuple[Any, str, bool]]]:
+    """The model's greedy answers to a spread subset of each set: (conversation, answer, refused by the judge)."""
     from layerguard.data.samples import spread
     from layerguard.judges import refusal_judge
     from layerguard.models.generate import generate
 
     out = {}
-    with progress_bar(total=len(sets), desc="model answers", unit="set") as bar:
-        for name, (_, convs) in sets.items():
-            chosen: list[Any] = spread(convs, per_set) if len(convs) > per_set else convs
+    todo = {k: v for k, v in sets.items() if per_set.get(k, 0) > 0}
+    with progress_bar(total=sum(min(per_set[k], len(v[1])) for k, v in todo.items()), desc="model answers") as bar:
+        for name, (_, convs) in todo.items():
+            chosen: list[Any] = spread(convs, per_set[name]) if len(convs) > per_set[name] else convs
             answers = generate(lm, chosen, max_new_tokens=max_new_tokens, batch_size=batch_size)
-            out[name] = [refusal_judge(c[-1]["content"], a).refused for c, a in zip(chosen, answers, strict=True)]
-            bar.update(1)
+            out[name] = [
+                (c, a, refusal_judge(c[-1]["content"], a).refused) for c, a in zip(chosen, answers, strict=True)
+            ]
+            bar.update(len(chosen))
     return out
 
 
@@ -191,15 +206,21 @@ def evaluate_guard(
     refusal_tokens: Any = None,
     progress: bool | None = None,
     batch_size: int = 8,
-    max_per_set: int | None = 160,
-    answers_per_set: int = 48,
+    max_per_set: int | None = None,
+    max_per_wrapped_set: int | None = 64,
+    answers_per_set: int = 64,
+    answers_per_wrapped_set: int = 8,
     max_new_tokens: int = 48,
+    rings_alone: bool = False,
+    answering: GuardedModel | None = None,
 ) -> dict[str, Any]:
     """Score every set with every system; return per-system metrics.
 
     Systems: the guard's stack (its decision, as the service decides), each ring inside the
-    stack (after the rings before it, e.g. on decoded text), each input ring alone, each
-    baseline ring alone, an embedding baseline and the model's own refusal.
+    stack (every ring runs on every prompt; a ring after the decode ring also reads the
+    decoded text), each input ring alone (``rings_alone``: one more state pass per ring),
+    each baseline ring alone, an embedding baseline and the model's own refusal. With a
+    releasing guard, also what release does (see :func:`~layerguard.redteam.guard_release.release_effect`).
 
     Args:
         lm: The served model.
@@ -212,31 +233,42 @@ def evaluate_guard(
         refusal_tokens: The model's refusal tokens, for the first-token refusal baseline.
         progress: Show progress bars.
         batch_size: Prompts per forward pass.
-        max_per_set: Spread samples scored per set (None: all).
-        answers_per_set: Spread samples per set the model answers, for its own refusal (0: none).
+        max_per_set: Spread samples scored per plain set (None: all).
+        max_per_wrapped_set: Spread samples scored per wrapped set (None: as plain sets).
+        answers_per_set: Spread samples per plain set the model answers, for its own refusal;
+            the borderline set is answered whole (over-refusal and release are measured there).
+        answers_per_wrapped_set: The same per wrapped set (0: none).
         max_new_tokens: Length of those answers.
+        rings_alone: Also score each input ring alone.
+        answering: The whole guard (answer rings too) that answers released requests (default: ``guarded``).
     """
     from layerguard.directions.refusal import log_odds
     from layerguard.models.generate import last_logits
+    from layerguard.redteam.guard_release import category_accuracy, release_effect
 
     t0 = time.time()
-    sets = eval_sets(default_wrappers() if wrappers is None else wrappers, include_harmbench, max_per_set)
+    wr = default_wrappers() if wrappers is None else wrappers
+    sets = eval_sets(wr, include_harmbench, max_per_set, max_per_wrapped_set)
     emb = embedding_baseline(target_fpr)
     systems: dict[str, dict[str, list[tuple[float, bool]]]] = {}
     stack_name = "stack (" + "+".join(guarded.guard.names) + ")"
-    alone = [(f"{r.name} alone", r) for r in guarded.guard.at("input")]
+    alone = [(f"{r.name} alone", r) for r in guarded.guard.at("input")] if rings_alone else []
     alone += [(f"baseline: {r.name} filter", r) for r in baselines]
+    outcomes_of: dict[str, list[Any]] = {}
 
     def add(system: str, set_name: str, score: float, flagged: bool) -> None:
         systems.setdefault(system, {}).setdefault(set_name, []).append((score, flagged))
 
-    with progress_bar(total=len(sets), desc="guard eval", unit="set", enabled=progress) as bar:
+    with progress_bar(total=sum(len(c) for _, c in sets.values()), desc="guard eval", enabled=progress) as bar:
         for set_name, (_, convs) in sets.items():
             outcomes = guarded.score_many([_exchange(c) for c in convs], [None] * len(convs), batch_size=batch_size)
+            outcomes_of[set_name] = outcomes
             for o in outcomes:
                 add(stack_name, set_name, o.verdict.score, o.decision != "allow")
                 for v in o.verdict.rings:
                     add(f"{v.ring} in the stack", set_name, v.score, v.decision != "allow")
+                if guarded.guard.release:
+                    add("release offered", set_name, 0.0, guarded.release_vector(o.input_verdict) is not None)
             for label, ring in alone:
                 single = GuardedModel(Guard([ring]), lm=lm)
                 for o in single.score_many([_exchange(c) for c in convs], [None] * len(convs), batch_size=batch_size):
@@ -248,14 +280,29 @@ def evaluate_guard(
                 lo = log_odds(last_logits(lm, convs, batch_size=batch_size), refusal_tokens.ids).tolist()
                 for v in lo:
                     add("baseline: model's own refusal (first token)", set_name, 1 / (1 + math.exp(-v)), v > 0)
-            bar.update(1)
+            bar.update(len(convs))
 
-    refused = own_refusals(lm, sets, answers_per_set, max_new_tokens, batch_size) if answers_per_set > 0 else {}
+    per_set = {k: (answers_per_wrapped_set if "+" in k else answers_per_set) for k in sets}
+    per_set["borderline_val"] = len(sets["borderline_val"][1])
+    answered = own_answers(lm, sets, per_set, max_new_tokens, batch_size)
+    refused = {k: [r for _, _, r in v] for k, v in answered.items()}
     result = {
         "sets": {k: {"harmful": h, "n": len(c)} for k, (h, c) in sets.items()},
         "systems": summarize(systems, sets),
         "own_refusal": {k: rate(v) for k, v in refused.items()},
         "at_model_fpr": at_model_fpr(systems, refused, sets),
+        # every system's raw scores per set (rounded), for ROC curves and other operating points
+        "scores": {sys_: {k: [round(sc, 5) for sc, _ in v] for k, v in per.items()} for sys_, per in systems.items()},
+        "categories": category_accuracy(outcomes_of.get("harmful_val", []), max_per_set),
+        "release": release_effect(answering or guarded, answered, sets, max_new_tokens, batch_size),
+        "settings": {
+            "wrappers": list(wr),
+            "max_per_set": max_per_set,
+            "max_per_wrapped_set": max_per_wrapped_set,
+            "answers_per_set": per_set,
+            "max_new_tokens": max_new_tokens,
+            "target_fpr": target_fpr,
+        },
         "duration_s": round(time.time() - t0, 1),
     }
     return result
@@ -275,8 +322,33 @@ def summarize(
         for p, n in pairs:
             if p in per_set and n in per_set:
                 entry["auroc"][f"{p} vs {n}"] = auroc([s for s, _ in per_set[p]], [s for s, _ in per_set[n]])
+        pos = [sc for k, rows in per_set.items() if "+" in k and sets[k][0] for sc, _ in rows]
+        neg = [sc for k, rows in per_set.items() if "+" in k and not sets[k][0] for sc, _ in rows]
+        if pos and neg:
+            entry["wrapped_pooled"] = operating_points(pos, neg)
         out[system] = entry
     return out
+
+
+def operating_points(pos: Sequence[float], neg: Sequence[float]) -> dict[str, Any]:
+    """AUROC, TPR at FPR 0.05 and 0.10, and FPR at TPR 0.85, of harmful (``pos``) vs benign (``neg``) scores."""
+
+    def tpr_at(fpr: float) -> float:
+        ranked = sorted(neg, reverse=True)
+        k = int(math.floor(fpr * len(ranked)))
+        cut = ranked[k] if k < len(ranked) else -math.inf
+        return sum(s > cut for s in pos) / len(pos)
+
+    ranked_pos = sorted(pos, reverse=True)
+    cut85 = ranked_pos[max(0, math.ceil(0.85 * len(pos)) - 1)]
+    return {
+        "n_harmful": len(pos),
+        "n_benign": len(neg),
+        "auroc": auroc(list(pos), list(neg)),
+        "tpr_at_fpr_0.05": tpr_at(0.05),
+        "tpr_at_fpr_0.10": tpr_at(0.10),
+        "fpr_at_tpr_0.85": sum(s >= cut85 for s in neg) / len(neg),
+    }
 
 
 def markdown_table(result: dict[str, Any]) -> str:
@@ -300,6 +372,28 @@ def markdown_table(result: dict[str, Any]) -> str:
         a1 = e["auroc"].get("harmful_val vs harmless_val", math.nan)
         a2 = e["auroc"].get("harmful_val vs borderline_val", math.nan)
         lines.append(f"| {system} | " + " | ".join(cells) + f" | {a1:.3f} | {a2:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_release(result: dict[str, Any]) -> str:
+    """Bare and guarded refusal per answered set, and what release did."""
+    rel = result.get("release") or {}
+    if not rel.get("sets"):
+        return ""
+    lines = [
+        f"\n**Refusal with and without the guard** (release {'on' if rel.get('enabled') else 'off'}; answers judged)\n",
+        "| set | n | refused, bare | refused, guarded | released | own refusals answered | guard-added refusals |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def f(r: Any) -> str:
+        return "n/a" if not isinstance(r, dict) else f"{r['rate']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]"
+
+    for name, e in rel["sets"].items():
+        lines.append(
+            f"| {name} | {e['n']} | {f(e['refusal_bare'])} | {f(e['refusal_guarded'])} | {f(e['released'])} | "
+            f"{f(e.get('own_refusals_answered'))} | {f(e.get('guard_added_refusals'))} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -89,8 +89,6 @@ class LatentGuardModel:
     def __post_init__(self) -> None:
         if not self.reads:
             self.reads = [hook_name(self.layer)]
-        self.direction = self.direction.reshape(len(self.reads), -1)
-        self.category_centroids = {c: v.reshape(len(self.reads), -1) for c, v in self.category_centroids.items()}
 
     @classmethod
     def from_direction(
@@ -127,7 +125,7 @@ class LatentGuardModel:
         """Scorer features from hidden states ``[n, k, d]`` (``[n, d]`` with one read)."""
         h = self._states(h)
         if self.variant == "centroid":
-            return (h * self.direction.float()).sum(-1)  # [n, k]
+            return (h * self.direction.float().reshape(len(self.reads), -1)).sum(-1)  # [n, k]
         return h.reshape(h.shape[0], -1)  # [n, k * d]
 
     def score(self, h: Any) -> Any:
@@ -291,7 +289,7 @@ class LatentRing:
                 hint="serve with the local model backend, or give the ring a LoadedModel",
             )
         short = Exchange.model_validate({"messages": bounded_messages(exchange)})
-        return latent_states(self.lm, [short], self.reads)[0]
+        return read_states(self.lm, [short], self.reads)[0]
 
     def check(self, exchange: Exchange) -> RingVerdict:
         """Score the exchange; block at or above the calibrated (per-category) threshold.
@@ -316,7 +314,7 @@ class LatentRing:
         if exchange.derived_texts and self.lm is not None:
             extra = [Exchange.from_prompt(t[-RING_PASS_MAX_CHARS:]) for t in exchange.derived_texts[:8] if t.strip()]
             if extra:
-                states += latent_states(self.lm, extra, self.reads)
+                states += read_states(self.lm, extra, self.reads)
         k = self.scored
         scores = self.model.score(torch_stack([st[:k] for st in states])).tolist()
         best = max(range(len(scores)), key=lambda i: scores[i])
@@ -367,7 +365,7 @@ def torch_stack(tensors: list[Any]) -> Any:
     return torch.stack(tensors)
 
 
-def latent_states(lm: Any, exchanges: list[Exchange], reads: Sequence[str], batch_size: int = 8) -> list[Any]:
+def read_states(lm: Any, exchanges: list[Exchange], reads: Sequence[str], batch_size: int = 8) -> list[Any]:
     """The ``[k, d]`` states of ``reads`` for each exchange, in batched passes of the local model."""
     import torch
 
@@ -376,3 +374,11 @@ def latent_states(lm: Any, exchanges: list[Exchange], reads: Sequence[str], batc
     convs = [[{"role": m.role, "content": m.content} for m in ex.messages] for ex in exchanges]
     rows = exchange_states(lm, convs, [""] * len(convs), reads=reads, batch_size=batch_size)
     return [torch.stack([row[r].float() for r in reads]) for row in rows]
+
+
+def latent_states(lm: Any, exchanges: list[Exchange], layers: list[int], batch_size: int = 8) -> list[dict[str, Any]]:
+    """Activation dicts (``blocks.{l}.resid_pre@t_inst`` -> ``[d]``) for exchanges, batched."""
+    from layerguard.guard.states import exchange_states
+
+    convs = [[{"role": m.role, "content": m.content} for m in ex.messages] for ex in exchanges]
+    return exchange_states(lm, convs, [""] * len(convs), t_inst_layers=layers, batch_size=batch_size)
