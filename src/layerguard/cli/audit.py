@@ -109,15 +109,7 @@ def audit(
         store_url=store_url,
         log=echo_err,
     )
-    from layerguard.progress import stage_table
-
-    echo_err("where the time went (seconds of wall clock; also in summary.json and report.html):")
-    echo_err(stage_table(summary["timing"]))
-    cache = summary.get("guard_cache") or {}
-    if cache.get("key"):
-        echo_err(
-            f"guard cache: {'hit' if cache.get('hit') else 'miss'} (key {str(cache['key'])[:12]}, {cache['path']})"
-        )
+    _print_times(summary)
     typer.echo(
         json.dumps({"asr": summary["asr"], "over_refusal": summary["over_refusal"], "out": str(s.out)}, indent=2)
     )
@@ -134,3 +126,15 @@ def _executor(kind: str, address: str | None, actors: int | None) -> Any:
     from layerguard.distributed.audit import RayExecutor
 
     return RayExecutor(address=address, actors=actors, log=echo_err)
+
+
+def _print_times(summary: dict[str, Any]) -> None:
+    """The stage table and the guard cache's answer, on stderr."""
+    from layerguard.progress import stage_table
+
+    echo_err("where the time went (seconds of wall clock; also in summary.json and report.html):")
+    echo_err(stage_table(summary["timing"]))
+    cache = summary.get("guard_cache") or {}
+    if cache.get("key"):
+        state = "hit" if cache.get("hit") else "miss"
+        echo_err(f"guard cache: {state} (key {str(cache['key'])[:12]}, {cache['path']})")

@@ -251,17 +251,9 @@ def run_audit(
     with times.stage("model load"):
         lm = load_model(model, progress=progress)
     guard_path, cache_info = _ensure_guard(
-        lm,
-        out,
-        guard_path,
-        batch_size=batch_size,
-        seed=seed,
-        output_monitor=output_monitor,
-        rebuild=rebuild_guard,
-        progress=progress,
-        log=log,
-        times=times,
-    )
+        lm, out, guard_path, batch_size=batch_size, seed=seed, output_monitor=output_monitor,
+        rebuild=rebuild_guard, progress=progress, log=log, times=times,
+    )  # fmt: skip
     with times.stage("guard load"):
         guard = load_guard(guard_path, lm)
     with times.stage("refusal tokens"):
@@ -277,19 +269,22 @@ def run_audit(
         judge_model=judge_model,
     )
     guard_id = f"{guard_path}@{hashlib.sha256(guard_path.read_bytes()).hexdigest()[:12]}"
-    runner = Runner(lm, guard, guard_id, out, cfg, progress=progress, executor=executor, store_url=store_url, times=times)
+    runner = Runner(
+        lm, guard, guard_id, out, cfg, progress=progress, executor=executor, store_url=store_url, times=times
+    )
     runner.open(harmful, benign_set)
     log(f"running {len(attacks)} attacks x {len(harmful)} samples + {len(benign_set)} benign, guarded and not")
     rows = runner.run(harmful, benign_set)
-    extra = {
-        "guard": guard_id,
-        "guard_cache": cache_info,
-        "dataset": dataset,
-        "benign_dataset": benign,
-        "command": " ".join(sys.argv),
-    }
+    extra = {"guard": guard_id, "guard_cache": cache_info, "dataset": dataset, "benign_dataset": benign}
+    return _finish(rows, judge, {**run_metadata(lm, guard_id, cfg), **extra}, out, times)
+
+
+def _finish(
+    rows: list[dict[str, Any]], judge: str, meta: dict[str, Any], out: Path, times: StageTimes
+) -> dict[str, Any]:
+    """Summarize the cells (with the precision of their rates) and write every output."""
     with times.stage("summary"):
-        summary = summarize(rows, judge, {**run_metadata(lm, guard_id, cfg), **extra})
+        summary = summarize(rows, judge, {**meta, "command": " ".join(sys.argv)})
         summary["precision"] = precision(summary)
     _write_outputs(rows, summary, out, times)
     return summary
