@@ -201,7 +201,10 @@ def test_guard_check_feeds_turn_scores_to_the_conversation_ring():
     assert [v.decision for v in verdicts] == ["allow", "allow", "allow", "allow", "escalate"]
     assert verdicts[-1].category == "crescendo" and "conversation" in verdicts[-1].ring_scores
     # a blocking ring stops the others early, but the conversation ring still runs (burst detector)
-    guard = Guard([Fixed("blocker", 1.0, "block"), Fixed("never", 0.0), ConversationRing(burst_blocks=2)])
+    # (one ring's opinion is enough here: burst_agree=1)
+    guard = Guard(
+        [Fixed("blocker", 1.0, "block"), Fixed("never", 0.0), ConversationRing(burst_blocks=2, burst_agree=1)]
+    )
     v = guard.check(Exchange.from_prompt("q", api_key="k"))
     assert v.decision == "block" and v.stopped_at == "blocker" and list(v.ring_scores) == ["blocker", "conversation"]
     v = guard.check(Exchange.from_prompt("q2", api_key="k"))
