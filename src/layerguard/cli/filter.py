@@ -11,6 +11,17 @@ import typer
 from layerguard.errors import InvalidInputError
 
 EXIT_INTERRUPTED = 130
+ExecutorOpt = Annotated[
+    str, typer.Option("--executor", help="local (this process, --kept/--dropped) or ray (Ray Data, --out).")
+]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="ray: directory for kept/, dropped/, shards/...")]
+AddressOpt = Annotated[
+    str | None, typer.Option("--ray-address", help="ray: cluster address host:port (default: Ray on this machine).")
+]
+ActorsOpt = Annotated[int | None, typer.Option("--ray-actors", min=1, help="ray: scoring actors.")]
+ShardLinesOpt = Annotated[
+    int, typer.Option("--shard-lines", min=1, help="ray: JSONL lines per shard (the unit of resumption).")
+]
 
 
 def filter_corpus_cmd(
@@ -53,19 +64,11 @@ def filter_corpus_cmd(
         Path | None,
         typer.Option("--cache-dir", help="Cache for the built-in classifier (default $LAYERGUARD_CACHE_DIR)."),
     ] = None,
-    executor: Annotated[
-        str, typer.Option("--executor", help="local (this process, --kept/--dropped) or ray (Ray Data, --out).")
-    ] = "local",
-    out: Annotated[
-        Path | None, typer.Option("--out", help="ray: directory for kept/, dropped/, shards/ and summary.json.")
-    ] = None,
-    ray_address: Annotated[
-        str | None, typer.Option("--ray-address", help="ray: cluster address host:port (default: Ray on this machine).")
-    ] = None,
-    ray_actors: Annotated[int | None, typer.Option("--ray-actors", min=1, help="ray: scoring actors.")] = None,
-    shard_lines: Annotated[
-        int, typer.Option("--shard-lines", min=1, help="ray: JSONL lines per shard (the unit of resumption).")
-    ] = 100_000,
+    executor: ExecutorOpt = "local",
+    out: OutOpt = None,
+    ray_address: AddressOpt = None,
+    ray_actors: ActorsOpt = None,
+    shard_lines: ShardLinesOpt = 100_000,
 ) -> None:
     """Score each document with the guard's text rings (no model forward pass) and split the corpus.
 
@@ -76,21 +79,8 @@ def filter_corpus_cmd(
     if on_bad_line not in ("skip", "fail"):
         raise InvalidInputError(f"--on-bad-line must be skip or fail, got {on_bad_line!r}")
     if executor == "ray":
-        _filter_ray(
-            input,
-            out,
-            text_field,
-            guard,
-            threshold,
-            on_bad_line,
-            resume,
-            batch_size,
-            cache_dir,
-            ray_address,
-            ray_actors,
-            shard_lines,
-        )
-        return
+        common = (text_field, guard, threshold, on_bad_line, resume, batch_size, cache_dir)
+        return _filter_ray(input, out, *common, ray_address, ray_actors, shard_lines)
     if executor != "local":
         raise InvalidInputError(f"--executor must be local or ray, got {executor!r}")
     if kept is None or dropped is None or out is not None:

@@ -292,6 +292,54 @@ def _drain(
     return finished
 
 
+def _score_on_ray(
+    todo: list[Shard],
+    out: Path,
+    settings: dict[str, Any],
+    prints: dict[str, dict[str, Any]],
+    guard: str | Path | None,
+    cache_dir: str | Path | None,
+    actors: int | None,
+    address: str | None,
+    progress: bool | None,
+    log: Callable[[str], None],
+) -> list[FilterSummary]:
+    """Read the shards with Ray Data, score them on an actor pool, write them on the driver, in order."""
+    from layerguard.progress import progress_enabled
+
+    ray = require_ray()
+    cluster = connect(address, log=log)
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = True  # the driver writes each shard's lines in input order
+        ctx.enable_progress_bars = progress_enabled(progress)
+        res = cluster.actor_resources(1.0)
+        n = actors or cluster.max_actors(1.0)
+        log(f"{len(todo)} shard(s) on {n} scoring actor(s), each {res}")
+        items = [{**s.__dict__, "name": s.name, "kind": FORMATS[Path(s.path).suffix]} for s in todo]
+        ds = (
+            ray.data.from_items(items, override_num_blocks=len(items))
+            # reading is I/O: it declares no CPU, so a pool holding every CPU cannot starve it
+            .flat_map(_read_shard, num_cpus=0)
+            .map_batches(
+                _ScoreActor,
+                fn_constructor_kwargs={
+                    "guard": str(guard) if guard is not None else None,
+                    "cache_dir": str(cache_dir) if cache_dir is not None else None,
+                    "text_field": settings["text_field"],
+                    "env": forwarded_env(),
+                },
+                concurrency=n,
+                batch_size=settings["batch_size"],
+                batch_format="numpy",
+                **res,
+            )
+        )
+        return _drain(ds.iter_batches(batch_size=None, batch_format="numpy"), todo, out, settings, prints, log)
+    finally:
+        cluster.close()
+
+
 def filter_corpus_ray(
     inputs: str | Path | Sequence[str | Path],
     out_dir: str | Path,
@@ -334,7 +382,6 @@ def filter_corpus_ray(
     """
     import shutil
 
-    from layerguard.progress import progress_enabled
     from layerguard.train.filter import _check_arguments
 
     t0 = time.perf_counter()
@@ -359,37 +406,7 @@ def filter_corpus_ray(
         shutil.rmtree(out / "shards")
     done, todo, prints = _plan(files, out, settings, shard_lines, resume, log)
     if todo:
-        ray = require_ray()
-        cluster = connect(address, log=log)
-        try:
-            ctx = ray.data.DataContext.get_current()
-            ctx.execution_options.preserve_order = True  # the driver writes each shard's lines in input order
-            ctx.enable_progress_bars = progress_enabled(progress)
-            res = cluster.actor_resources(1.0)
-            n = actors or cluster.max_actors(1.0)
-            log(f"{len(todo)} shard(s) on {n} scoring actor(s), each {res}")
-            items = [{**s.__dict__, "name": s.name, "kind": FORMATS[Path(s.path).suffix]} for s in todo]
-            ds = (
-                ray.data.from_items(items, override_num_blocks=len(items))
-                # reading is I/O: it declares no CPU, so a pool holding every CPU cannot starve it
-                .flat_map(_read_shard, num_cpus=0)
-                .map_batches(
-                    _ScoreActor,
-                    fn_constructor_kwargs={
-                        "guard": str(guard) if guard is not None else None,
-                        "cache_dir": str(cache_dir) if cache_dir is not None else None,
-                        "text_field": text_field,
-                        "env": forwarded_env(),
-                    },
-                    concurrency=n,
-                    batch_size=batch_size,
-                    batch_format="numpy",
-                    **res,
-                )
-            )
-            done += _drain(ds.iter_batches(batch_size=None, batch_format="numpy"), todo, out, settings, prints, log)
-        finally:
-            cluster.close()
+        done += _score_on_ray(todo, out, settings, prints, guard, cache_dir, actors, address, progress, log)
     summary = merge_summaries(
         done,
         FilterSummary(
