@@ -264,7 +264,11 @@ def eval_log_rows(path: str | Path) -> list[dict[str, Any]]:
                 "ring_flags": {},
                 "latency_ms": 0.0,
                 "n_turns": len(s.messages),
-                "judges": {"inspect_scores": {k: v.value for k, v in (s.scores or {}).items()}},
+                "judges": {
+                    "patterns_refused": refusal.refused,
+                    "refusal_log_odds": None,
+                    "inspect_scores": {k: v.value for k, v in (s.scores or {}).items()},
+                },
                 "source": f"inspect:{log.eval.task}@{log.eval.model}",
             }
         )
