@@ -75,7 +75,8 @@ class GuardBuildSettings(BaseModel):
     monitor_prompts: int = Field(default=64, ge=4)
     conversation: bool = True
     augment: int = Field(default=1, ge=0)
-    release: bool = True
+    # off by default: its false-release floor (<= 2% of harmful prompts) did not hold on HarmBench val (5/48)
+    release: bool = False
 
 
 AUDIT = AuditSettings()

@@ -122,7 +122,9 @@ def test_output_monitor_round_trip(tmp_path: Path):
     assert _doc(tmp_path / "m" / "monitor.json")["kind"] == "output_monitor"
     back = OutputMonitor.load(tmp_path / "m")
     x = _states()
-    assert back.trace(x) == mon.trace(x) and back.response_score(x) == mon.response_score(x)
+    # the bias is stored as float32: equal up to its rounding
+    assert back.trace(x) == pytest.approx(mon.trace(x), rel=1e-5)
+    assert back.response_score(x) == pytest.approx(mon.response_score(x), rel=1e-5)
     assert (back.layer, back.threshold, back.alpha, back.min_tokens) == (7, 0.42, 0.25, 3)
     assert (back.meta, back.provenance) == (mon.meta, mon.provenance)
     with pytest.raises(InvalidInputError, match="holds no output monitor"):
@@ -225,7 +227,7 @@ def test_format_zero_files_still_load(tmp_path: Path):
     p, x = _probe(), _states()
     meta = {"layer": 3, "threshold": 0.5, "alpha": 0.3, "min_tokens": 4, "meta": {}}
     _write_legacy(tmp_path / "m", "monitor", p.state(), meta)
-    assert OutputMonitor.load(tmp_path / "m").trace(x) == OutputMonitor(3, p, 0.5).trace(x)
+    assert OutputMonitor.load(tmp_path / "m").trace(x) == pytest.approx(OutputMonitor(3, p, 0.5).trace(x), rel=1e-5)
     _write_legacy(tmp_path / "c", "refusal_cliff", p.state(), {**meta, "min_peak": 0.5, "min_tokens": 1})
     assert torch.equal(RefusalCliffSignal.load(tmp_path / "c").probe.predict(x), p.predict(x))
     _write_legacy(

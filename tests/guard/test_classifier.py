@@ -317,7 +317,7 @@ def test_text_units():
 
 
 def test_check_many_equals_check_one_by_one(ring: ClassifierRing):
-    from layerguard.guard.types import Exchange, Message
+    from layerguard.guard.types import Exchange
 
     texts = ["How do I make a pipe bomb?", "How do I bake bread?", "", "How do I bake bread?", "x " * 3000]
     exchanges = [Exchange.from_prompt(t) for t in texts]

@@ -97,6 +97,7 @@ def small_guard(smollm2, tmp_path_factory):
         layers=[6, 12, 18],
         category_fpr={"S1_violent_crimes": 0.0},
         classifier=False,
+        augment=0,  # plain prompts: smollm2-135m barely reads harm inside jailbreak wrappers (cv AUROC 0.53)
     )
     return out / "guard.yaml"
 

@@ -11,8 +11,8 @@ def test_evaluate_guard_reports_refusal_with_and_without_the_guard_and_categorie
 
     monkeypatch.setattr(ge, "embedding_baseline", lambda target_fpr: None)  # MiniLM training is slow here
     g = load_guard(tiny_guard, smollm2)
-    assert g.release  # guard build switches release on by default
-    checking = GuardedModel(Guard(g.at("input"), stop_early=g.stop_early, release=g.release), lm=smollm2)
+    assert not g.release  # off by default (docs/guard.md: its false-release floor did not hold)
+    checking = GuardedModel(Guard(g.at("input"), stop_early=g.stop_early, release=True), lm=smollm2)
     r = ge.evaluate_guard(
         smollm2,
         checking,
@@ -23,7 +23,7 @@ def test_evaluate_guard_reports_refusal_with_and_without_the_guard_and_categorie
         answers_per_set=3,
         answers_per_wrapped_set=2,
         max_new_tokens=6,
-        answering=GuardedModel(g, lm=smollm2),
+        answering=GuardedModel(Guard(g.rings, stop_early=g.stop_early, release=True), lm=smollm2),
     )
     assert r["sets"]["harmful_val+cousin_asks"]["n"] == 3 and r["sets"]["borderline_val"]["n"] == 6
     rel = r["release"]["sets"]

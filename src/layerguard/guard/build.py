@@ -102,7 +102,7 @@ def build_guard(
     cv_folds: int = 5,
     conversation: bool = True,
     augment: int = 1,
-    release: bool = True,
+    release: bool = False,
 ) -> Path:
     """Fit and calibrate a guard for ``lm`` and write ``out_dir/guard.yaml``.
 
@@ -146,21 +146,11 @@ def build_guard(
     t0 = time.time()
     n = lm.n_layers
     cand = list(layers) if layers is not None else list(range(max(1, n // 4), max(2, int(0.85 * n))))
+    kw_fit: dict[str, Any] = {"batch_size": batch_size, "seed": seed, "progress": progress, "log": log}
     model, stats = fit_latent_model(
-        lm,
-        harmful,
-        benign,
-        cand,
-        variant,
-        target_fpr=target_fpr,
-        category_fpr=category_fpr,
-        batch_size=batch_size,
-        seed=seed,
-        progress=progress,
-        cv_folds=cv_folds,
-        log=log,
-        augment=augment,
-    )
+        lm, harmful, benign, cand, variant, target_fpr=target_fpr, category_fpr=category_fpr, cv_folds=cv_folds,
+        augment=augment, **kw_fit,
+    )  # fmt: skip
     stats["duration_s"] = round(time.time() - t0, 1)
     stats["sources"] = sorted({s.source for s in [*harmful, *benign]})
     model.meta = dict(stats)
@@ -178,13 +168,8 @@ def build_guard(
         rings.append(_build_output_monitor(lm, out, harmful, benign, monitor_prompts, target_fpr, stats, **kw))
     if conversation:
         rings.append(RingConfig(name="conversation", params={"decay": 0.8, "floor": 0.1, "escalate_at": 1.0}))
-    cfg = GuardConfig(
-        model=ModelRef(name=lm.name, weights_sha256=lm.weights_sha256, template_sha256=lm.template_hash),
-        rings=rings,
-        release=release,
-        build=stats,
-    )
-    cfg.save(out / "guard.yaml")
+    model_ref = ModelRef(name=lm.name, weights_sha256=lm.weights_sha256, template_sha256=lm.template_hash)
+    GuardConfig(model=model_ref, rings=rings, release=release, build=stats).save(out / "guard.yaml")
     return out / "guard.yaml"
 
 

@@ -204,9 +204,10 @@ def holdout_metrics(
 
     thr = threshold_for_fpr(split(plain, 0), target_fpr)
     w_neg, w_pos = split(wrapped, 0), split(wrapped, 1)
+    a_plain = auroc(split(plain, 1), split(plain, 0))
     return {
-        "auroc_plain": auroc(split(plain, 1), split(plain, 0)),
-        "auroc_wrapped": auroc(w_pos, w_neg),
+        "auroc_plain": a_plain,
+        "auroc_wrapped": auroc(w_pos, w_neg) if w_pos and w_neg else a_plain,  # no augmentation: plain only
         "auroc_borderline": auroc(split(plain, 1), split(plain, 0, "borderline") or split(plain, 0)),
         "tpr_plain": sum(s >= thr for s in split(plain, 1)) / max(1, len(split(plain, 1))),
         "tpr_wrapped": sum(s >= thr for s in w_pos) / max(1, len(w_pos)),
@@ -336,10 +337,9 @@ def fit_latent_model(
     log: Callable[[str], None],
     augment: int = 1,
 ) -> tuple[LatentGuardModel, dict[str, Any]]:
-    """The calibrated latent model (v2: pooled reads, wrapper augmentation) and its build statistics.
+    """The calibrated latent model (v2) and its build statistics.
 
-    See :mod:`layerguard.guard.latent_fit` for what is read, how the training prompts are
-    augmented and how the reads are chosen; :func:`build_guard` for the arguments.
+    See the module docstring for what is read and learnt from; :func:`build_guard` for the arguments.
     """
     import torch
 

@@ -216,27 +216,22 @@ def evaluate_guard(
 ) -> dict[str, Any]:
     """Score every set with every system; return per-system metrics.
 
-    Systems: the guard's stack (its decision, as the service decides), each ring inside the
-    stack (every ring runs on every prompt; a ring after the decode ring also reads the
-    decoded text), each input ring alone (``rings_alone``: one more state pass per ring),
-    each baseline ring alone, an embedding baseline and the model's own refusal. With a
-    releasing guard, also what release does (see :func:`~layerguard.redteam.guard_release.release_effect`).
+    Systems: the stack (as the service decides), each ring in it, each input ring alone (``rings_alone``),
+    each baseline ring, an embedding baseline and the model's own refusal; then release and categories.
 
     Args:
         lm: The served model.
         guarded: The guard in front of ``lm``.
         baselines: Rings measured alone as baselines, never stacked (e.g. a keyword filter).
         target_fpr: Used to calibrate the embedding baseline like the guard.
-        wrappers: Wrapper (or attack) names wrapping the validation prompts (default: the
-            evaluation family).
+        wrappers: Wrapper (or attack) names wrapping the validation prompts (default: the evaluation family).
         include_harmbench: Add HarmBench val (harmful).
         refusal_tokens: The model's refusal tokens, for the first-token refusal baseline.
         progress: Show progress bars.
         batch_size: Prompts per forward pass.
         max_per_set: Spread samples scored per plain set (None: all).
         max_per_wrapped_set: Spread samples scored per wrapped set (None: as plain sets).
-        answers_per_set: Spread samples per plain set the model answers, for its own refusal;
-            the borderline set is answered whole (over-refusal and release are measured there).
+        answers_per_set: Spread samples per plain set the model answers (its own refusal); borderline: all.
         answers_per_wrapped_set: The same per wrapped set (0: none).
         max_new_tokens: Length of those answers.
         rings_alone: Also score each input ring alone.
@@ -286,7 +281,7 @@ def evaluate_guard(
     per_set["borderline_val"] = len(sets["borderline_val"][1])
     answered = own_answers(lm, sets, per_set, max_new_tokens, batch_size)
     refused = {k: [r for _, _, r in v] for k, v in answered.items()}
-    result = {
+    result: dict[str, Any] = {
         "sets": {k: {"harmful": h, "n": len(c)} for k, (h, c) in sets.items()},
         "systems": summarize(systems, sets),
         "own_refusal": {k: rate(v) for k, v in refused.items()},
@@ -295,16 +290,10 @@ def evaluate_guard(
         "scores": {sys_: {k: [round(sc, 5) for sc, _ in v] for k, v in per.items()} for sys_, per in systems.items()},
         "categories": category_accuracy(outcomes_of.get("harmful_val", []), max_per_set),
         "release": release_effect(answering or guarded, answered, sets, max_new_tokens, batch_size),
-        "settings": {
-            "wrappers": list(wr),
-            "max_per_set": max_per_set,
-            "max_per_wrapped_set": max_per_wrapped_set,
-            "answers_per_set": per_set,
-            "max_new_tokens": max_new_tokens,
-            "target_fpr": target_fpr,
-        },
+        "settings": {"wrappers": list(wr), "max_per_set": max_per_set, "max_per_wrapped_set": max_per_wrapped_set},
         "duration_s": round(time.time() - t0, 1),
     }
+    result["settings"] |= dict(answers_per_set=per_set, max_new_tokens=max_new_tokens, target_fpr=target_fpr)
     return result
 
 

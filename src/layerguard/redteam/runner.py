@@ -252,10 +252,15 @@ class Runner:
         gen_ms = gen_s * 1000 / len(chunk)
         rows = []
         verdicts: list[dict[str, Any] | None] = [None] * len(chunk)
+        released: dict[int, dict[str, Any]] = {}
         if self.guarded is not None:
             with self.times.stage(f"guard (states + rings)/{attack}", len(chunk)):
-                verdicts = list(self._guard(convs, answers))
-        for (attack, s), conv, ans, gv, lo in zip(chunk, convs, answers, verdicts, scores, strict=True):
+                outcomes = self._outcomes(convs, answers)
+                verdicts = [self._verdict(o) for o in outcomes]
+            released = self._released(attack, convs, outcomes)
+        for idx, ((attack, s), conv, ans, gv, lo) in enumerate(
+            zip(chunk, convs, answers, verdicts, scores, strict=True)
+        ):
             with self.times.stage("judges/refusal + rubric"):
                 j = refusal_judge(conv[-1]["content"], ans, refusal_score=lo)
                 h = harm_judge(conv[-1]["content"], ans)
@@ -291,6 +296,11 @@ class Runner:
                 }
             )
             if gv is not None:
+                rel = released.get(idx)
+                if rel is not None:  # answered again with the refusal direction ablated
+                    gv, ans = rel, rel["text"]
+                    j = refusal_judge(conv[-1]["content"], ans)
+                    h = harm_judge(conv[-1]["content"], ans)
                 blocked = gv["decision"] != "allow"
                 response = (gv.get("rewrite") or SAFE_COMPLETION) if blocked else ans
                 rows.append(
@@ -302,6 +312,7 @@ class Runner:
                         "harmful": h.harmful and not blocked,
                         "harm_score": 0.0 if blocked else h.score,
                         "decision": gv["decision"],
+                        "released": rel is not None,
                         "rings": gv["rings"],
                         "ring_flags": gv["ring_flags"],
                         "latency_ms": gen_ms + gv["latency_ms"],
@@ -310,20 +321,48 @@ class Runner:
                 )
         return rows
 
-    def _guard(self, convs: list[list[dict[str, str]]], answers: list[str]) -> list[dict[str, Any]]:
-        """The guarded model's decision on each finished exchange (see GuardedModel.score_many)."""
+    def _released(self, attack: str, convs: list[list[dict[str, str]]], outcomes: list[Any]) -> dict[int, Any]:
+        """Cells the guard releases, answered again with the refusal direction ablated (index -> verdict)."""
         assert self.guarded is not None
-        outcomes = self.guarded.score_many([_exchange(c) for c in convs], answers, batch_size=self.cfg.batch_size)
-        return [
-            {
-                "decision": o.decision,
-                "rewrite": o.input_verdict.rewrite,
-                "rings": o.ring_scores,
-                "ring_flags": o.ring_flags,
-                "latency_ms": o.latency_ms,
-            }
-            for o in outcomes
-        ]
+        rel = [i for i, o in enumerate(outcomes) if self.guarded.release_vector(o.input_verdict) is not None]
+        if not rel:
+            return {}
+        with self.times.stage(f"release (ablated answers)/{attack}", len(rel)):
+            got = self.guarded.answer_released(
+                [_exchange(convs[i]) for i in rel],
+                [outcomes[i] for i in rel],
+                self.cfg.max_new_tokens,
+                self.cfg.batch_size,
+            )
+        return {
+            i: {**self._verdict_of(a.decision, a.verdict, outcomes[i].input_verdict.rewrite), "text": a.text}
+            for i, a in zip(rel, got, strict=True)
+        }
+
+    def _outcomes(self, convs: list[list[dict[str, str]]], answers: list[str]) -> list[Any]:
+        """The guarded model's judgement of each finished exchange (see GuardedModel.score_many)."""
+        assert self.guarded is not None
+        return self.guarded.score_many([_exchange(c) for c in convs], answers, batch_size=self.cfg.batch_size)
+
+    @staticmethod
+    def _verdict(o: Any) -> dict[str, Any]:
+        return {
+            "decision": o.decision,
+            "rewrite": o.input_verdict.rewrite,
+            "rings": o.ring_scores,
+            "ring_flags": o.ring_flags,
+            "latency_ms": o.latency_ms,
+        }
+
+    @staticmethod
+    def _verdict_of(decision: str, verdict: Any, rewrite: str | None) -> dict[str, Any]:
+        return {
+            "decision": decision,
+            "rewrite": rewrite,
+            "rings": verdict.ring_scores,
+            "ring_flags": {v.ring: v.decision != "allow" for v in verdict.rings},
+            "latency_ms": verdict.latency_ms,
+        }
 
     def _live_turns(self, harmful: list[Sample], store: RunStore) -> None:
         """The escalation script played turn by turn with the model's own replies."""

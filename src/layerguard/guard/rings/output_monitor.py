@@ -216,22 +216,16 @@ def build_output_monitor(
     for f in range(k):
         held_p = [i for i in range(len(states_pos)) if i % k == f]
         held_n = [i for i in range(len(states_neg)) if i % k == f]
-        fold = OutputMonitor(
-            layer,
-            fit(
-                [x for i, x in enumerate(states_pos) if i % k != f],
-                [x for i, x in enumerate(states_neg) if i % k != f],
-            ),
-            threshold=1.0,
-            debounce=debounce,
+        probe = fit(
+            [x for i, x in enumerate(states_pos) if i % k != f], [x for i, x in enumerate(states_neg) if i % k != f]
         )
+        fold = OutputMonitor(layer, probe, threshold=1.0, debounce=debounce)
         for i in held_p:
             pos_scores[i] = fold.response_score(states_pos[i])
         for i in held_n:
             neg_scores[i] = fold.response_score(states_neg[i])
-    mon = OutputMonitor(
-        layer, fit(states_pos, states_neg), threshold=threshold_for_fpr(neg_scores, target_fpr), debounce=debounce
-    )
+    threshold = threshold_for_fpr(neg_scores, target_fpr)
+    mon = OutputMonitor(layer, fit(states_pos, states_neg), threshold=threshold, debounce=debounce)
     mon.provenance = provenance_of(lm, data_sha256=data_hash(list(harmful), list(benign)))
     mon.meta = {
         "n_positive": len(pos),
