@@ -53,7 +53,8 @@ def test_audit_without_a_terminal_shows_progress_and_accounts_for_its_time(tmp_p
         "report",
     ):
         assert name in stages, (name, list(stages))
-    assert stages["generation/direct"]["count"] == 2 and stages["generation"]["count"] == 5  # answers
+    assert stages["generation"]["count"] == 5  # answers: 2 attacks x 2 harmful + 1 benign
+    assert stages["generation/direct"]["count"] == 3 and stages["generation/base64"]["count"] == 2  # benign run direct
     parts = sum(v["seconds"] for k, v in stages.items() if k.startswith("generation/"))
     assert abs(parts - stages["generation"]["seconds"]) < 0.05  # a stage is the sum of its parts
     top = sum(v["seconds"] for k, v in stages.items() if "/" not in k)
@@ -90,7 +91,7 @@ def test_audit_takes_its_guard_from_the_cache(tmp_path, monkeypatch, smollm2):
     assert second["guard_cache"]["status"] == "hit" and second["guard_cache"]["key"] == first["guard_cache"]["key"]
     t1 = {st["stage"]: st["seconds"] for st in first["timing"]["stages"]}
     t2 = {st["stage"]: st["seconds"] for st in second["timing"]["stages"]}
-    assert any(k.startswith("guard build/capturing") for k in t1), list(t1)  # the build's steps, from its log
+    assert any(k.startswith("guard build/reading") for k in t1), list(t1)  # the build's steps, from its log
     assert t2["guard build"] < t1["guard build"]
     # each run keeps a copy of the guard it measured; the same guard gives the same cells
     assert (tmp_path / "b" / "guard" / "guard.yaml").read_bytes() == (

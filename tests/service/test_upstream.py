@@ -66,7 +66,8 @@ def test_upstream_backend_through_a_front_service(service, make_service, tmp_pat
     # the upstream's halt arrives as content_filter
     resp = client.chat.completions.create(model="fake-model", messages=[{"role": "user", "content": "HALT"}])
     assert resp.choices[0].finish_reason == "content_filter"
-    assert httpx.get(f"{front.url}/readyz").json()["backend"]["backend"] == "upstream"
+    admin = {"Authorization": f"Bearer {KEYS['admin']}"}  # the details are for operators
+    assert httpx.get(f"{front.url}/readyz", headers=admin).json()["backend"]["backend"] == "upstream"
 
 
 def test_upstream_errors(service, make_service):

@@ -63,9 +63,8 @@ def _refusal_tokens(
     if ids:
         return [int(i) for i in ids]
     log("deriving the model's refusal tokens from its answers to 48 training prompts")
-    prompts = [
-        s.conversation() for s in load_builtin("harmful", "train")[::10] + load_builtin("harmless", "train")[::10]
-    ]
+    sets = [load_builtin("harmful", "train"), load_builtin("harmless", "train")]
+    prompts = [s.conversation() for x in sets for s in x[:: max(1, len(x) // 24)][:24]]  # spread over categories
     try:
         return list(derive_refusal_tokens(lm, prompts, batch_size=batch_size, progress=progress).ids)
     except InvalidInputError as exc:  # a model that never refuses has no refusal tokens
