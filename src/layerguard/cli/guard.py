@@ -240,6 +240,7 @@ def eval_cmd(
     from layerguard.guard.rings.keyword import KeywordRing
     from layerguard.models import load_model
     from layerguard.redteam.guard_eval import evaluate_guard, markdown_at_model_fpr, markdown_release, markdown_table
+    from layerguard.redteam.guard_roc import write_roc_figure
 
     if (out / "eval.json").exists():
         raise InvalidInputError(f"{out} already holds an evaluation", hint="choose a new --out directory")
@@ -279,4 +280,26 @@ def eval_cmd(
     (out / "eval.json").write_text(json.dumps(result, indent=2, default=float))
     table = markdown_table(result) + markdown_release(result) + markdown_at_model_fpr(result)
     (out / "eval.md").write_text(table)
+    write_roc_figure(result, out / "roc.png")
     typer.echo(table)
+    echo_err(f"wrote {out / 'eval.json'}, {out / 'eval.md'} and {out / 'roc.png'}")
+
+
+@app.command("roc")
+def roc_cmd(
+    evaluation: Annotated[Path, typer.Argument(help="eval.json written by `guard eval`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("roc.png"),
+) -> None:
+    """Draw the ROC curves of a guard evaluation (every ring, the stack, the baselines, the model itself)."""
+    from layerguard.redteam.guard_roc import write_roc_figure
+
+    hint = "pass the eval.json written by `layerguard guard eval`"
+    if not evaluation.is_file():
+        raise InvalidInputError(f"no file at {evaluation}", hint=hint)
+    try:
+        result = json.loads(evaluation.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidInputError(f"{evaluation} is not JSON", hint=hint) from None
+    if not isinstance(result, dict) or "scores" not in result:
+        raise InvalidInputError(f"{evaluation} holds no raw scores", hint=hint)
+    echo_err(f"wrote {write_roc_figure(result, out)}")

@@ -8,8 +8,8 @@ letters in between (a scrambled word), or is one character away by a single code
 with random case inside them, or several repaired words) and the repair reads clearly more
 like English; camelCase code and ordinary prose yield nothing.
 
-Not wired into :data:`~layerguard.guard.rings.decode.recursive.DECODERS` yet: import
-:func:`decode_augmented` and add it there to make the decode ring use it.
+It is the last entry of :data:`~layerguard.guard.rings.decode.recursive.DECODERS`, so the
+decode ring hands its repair to the rings that read decoded text.
 """
 
 from __future__ import annotations

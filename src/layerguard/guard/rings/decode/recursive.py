@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from layerguard.guard.rings.decode.augment import decode_augmented
 from layerguard.guard.rings.decode.base import (
     Decoding,
     clamp,
@@ -24,6 +25,7 @@ DECODERS: tuple[Callable[[str], list[Decoding]], ...] = (
     decode_reversed,
     decode_leetspeak,
     decode_inline_ciphers,
+    decode_augmented,  # best-of-N draws: random case, scrambled and noised words
 )
 
 
