@@ -125,6 +125,8 @@ def _guard_build_args(batch_size: int, seed: int, output_monitor: bool) -> dict[
         "tool_policy": g.tool_policy,
         "monitor_prompts": g.monitor_prompts,
         "conversation": g.conversation,
+        "augment": g.augment,
+        "release": g.release,
     }
 
 
