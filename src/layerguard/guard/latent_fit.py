@@ -279,16 +279,22 @@ def select(
     return list(best["reads"]), best["variant"], table
 
 
-def out_of_fold(x: Any, ts: TrainingSet, reads: list[str], variant: Variant, *, folds: int = 5, seed: int = 0) -> Any:
-    """Out-of-fold scores ``[n]``; a plain prompt and its wrapped copies share a fold."""
-    import torch
-
-    y = torch.tensor(ts.y, dtype=torch.float32)
+def owners(ts: TrainingSet) -> list[int]:
+    """Per prompt, the index of the plain prompt it is (or wraps): the unit folds keep together."""
     owner, last = [0] * len(ts), 0
     for i, w in enumerate(ts.wrapper):
         if not w:
             last = i
         owner[i] = last
+    return owner
+
+
+def out_of_fold(x: Any, ts: TrainingSet, reads: list[str], variant: Variant, *, folds: int = 5, seed: int = 0) -> Any:
+    """Out-of-fold scores ``[n]``; a plain prompt and its wrapped copies share a fold."""
+    import torch
+
+    y = torch.tensor(ts.y, dtype=torch.float32)
+    owner = owners(ts)
     groups = sorted(set(owner))
     random.Random(seed).shuffle(groups)
     fold_of = {g: k % folds for k, g in enumerate(groups)}
@@ -389,16 +395,13 @@ def fit_latent_model(
         harmfulness=harmfulness,
         reads=chosen_reads,
     )
-    benign_idx = [i for i, v in enumerate(ts.y) if v == 0]
-    harmful_idx = [i for i, v in enumerate(ts.y) if v == 1]
-    _categories_v2(model, x, ts, [oof[i] for i in benign_idx], benign_idx, harmful_idx, category_fpr)
+    benign_idx, harmful_idx = [i for i, v in enumerate(ts.y) if v == 0], [i for i, v in enumerate(ts.y) if v == 1]
+    categories = _categories_v2(model, x, ts, [oof[i] for i in benign_idx], benign_idx, harmful_idx, category_fpr)
     from layerguard.guard.release import fit_release
 
     model.release, release = fit_release(lm, states, ts, oof, per_layer, meta)
     log(f"latent ring: release below harm {release['below']:.3f} when refusal intent >= {release['refusal_above']:.2f}")
-    pos_scores = [oof[i] for i in harmful_idx]
-    benign_scores = [oof[i] for i in benign_idx]
-    thr = model.threshold
+    pos_scores, benign_scores, thr = [oof[i] for i in harmful_idx], [oof[i] for i in benign_idx], model.threshold
     stats: dict[str, Any] = {
         "version": 2,
         "reads": chosen_reads,
@@ -416,6 +419,7 @@ def fit_latent_model(
         "n_benign": len(benign),
         "target_fpr": target_fpr,
         "category_fpr": category_fpr or {},
+        "categories": categories,
         "seed": seed,
         "timings_s": {"read states": round(capture_s, 1), "select reads": round(select_s, 1)},
         "layerguard_version": __version__,
@@ -431,22 +435,23 @@ def _categories_v2(
     benign_idx: list[int],
     harmful_idx: list[int],
     category_fpr: dict[str, float] | None,
-) -> None:
-    """Per-category centroids (harmful prompts of the category minus all benign ones) and thresholds."""
-    cats = sorted({ts.category[i] for i in harmful_idx})
-    neg = x[benign_idx]
-    cents = {}
-    for c in cats:
-        rows = [i for i in harmful_idx if ts.category[i] == c]
-        v = diff_in_means(x[rows], neg)  # [k, d]
-        cents[c] = v / v.norm().clamp(min=1e-12)
-    model.category_centroids = cents
+) -> dict[str, Any]:
+    """The category model (softmax regression with a confidence cut, :mod:`.latent_categories`) and thresholds."""
+    from layerguard.guard.latent_categories import fit_categories
+
+    owner = owners(ts)
+    fitted = fit_categories(
+        x[harmful_idx], [ts.category[i] for i in harmful_idx], groups=[owner[i] for i in harmful_idx]
+    )
+    cats = fitted.names
+    model.category_model = fitted
     thresholds: dict[str, float] = {}
     for c, fpr in (category_fpr or {}).items():
-        if c not in cents:
+        if c not in cats:
             raise InvalidInputError(f"unknown category {c!r} in category_fpr", hint=f"categories: {', '.join(cats)}")
         rows = [j for j, i in enumerate(benign_idx) if ts.category[i] == c]
         if not rows:
             raise InvalidInputError(f"no benign prompts of category {c!r} to calibrate on")
         thresholds[c] = threshold_for_fpr([benign_scores[j] for j in rows], fpr)
     model.category_thresholds = thresholds
+    return fitted.stats

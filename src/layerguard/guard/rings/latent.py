@@ -33,6 +33,7 @@ from layerguard.guard.artefacts import (
     reading,
     save_tensors,
 )
+from layerguard.guard.latent_categories import CategoryModel, nearest
 from layerguard.guard.probe import LogisticProbe
 from layerguard.guard.types import RING_PASS_MAX_CHARS, Decision, Exchange, RingVerdict, Stage, bounded_messages
 
@@ -57,7 +58,10 @@ class LatentGuardModel:
             ``[d]`` for a model of one read.
         scorer: Logistic probe on the ``k`` projections (centroid) or on the ``k`` states concatenated (probe).
         threshold: Scores at or above it block.
-        category_centroids: Category -> unit ``[d]`` vector (its harmful centroid - harmless centroid).
+        category_centroids: Category -> unit ``[d]`` vector (its harmful centroid - harmless
+            centroid); guards built before the category model only.
+        category_model: The softmax regression over the reads that names a block's category,
+            with the confidence below which a block carries none (:mod:`..latent_categories`).
         category_thresholds: Per-category thresholds (category -> score).
         model_id: ``name@sha12`` of the model it reads.
         weights_sha256: Weights hash of that model.
@@ -78,6 +82,7 @@ class LatentGuardModel:
     threshold: float
     category_centroids: dict[str, Any] = field(default_factory=dict)
     category_thresholds: dict[str, float] = field(default_factory=dict)
+    category_model: CategoryModel | None = None
     model_id: str = ""
     weights_sha256: str = ""
     template_sha256: str = ""
@@ -132,11 +137,23 @@ class LatentGuardModel:
         """Probability of harm ``[n]`` for hidden states ``[n, k, d]`` (``[n, d]`` with one read)."""
         return self.scorer.predict(self.features(h))
 
+    @property
+    def category_names(self) -> list[str]:
+        """The categories, in the column order of :meth:`categories`."""
+        return self.category_model.names if self.category_model is not None else list(self.category_centroids)
+
+    @property
+    def category_confidence(self) -> float:
+        """The score a category must reach to be named on a block (0 for centroid categories)."""
+        return self.category_model.min_confidence if self.category_model is not None else 0.0
+
     def categories(self, h: Any) -> Any:
-        """Cosine ``[n, n_categories]`` of each (flattened) state with each category centroid."""
+        """``[n, n_categories]``: each category's probability, or (older guards) cosine with its centroid."""
         import torch
 
         h = self._states(h)
+        if self.category_model is not None:
+            return self.category_model.probabilities(h)
         if not self.category_centroids:
             return torch.zeros((h.shape[0], 0))
         cents = torch.stack([v.reshape(-1) for v in self.category_centroids.values()])
@@ -147,6 +164,8 @@ class LatentGuardModel:
         """Write ``latent.safetensors`` and ``latent.json`` (the shared artefact format)."""
         tensors = {"direction": self.direction, **self.scorer.tensors("scorer")}
         tensors.update(nest("category", self.category_centroids))
+        if self.category_model is not None:
+            tensors.update(self.category_model.tensors("category_model"))
         meta: dict[str, Any] = {
             "layer": self.layer,
             "reads": list(self.reads),
@@ -154,6 +173,13 @@ class LatentGuardModel:
             "threshold": self.threshold,
             "categories": list(self.category_centroids),
             "category_thresholds": self.category_thresholds,
+            "category_model": None
+            if self.category_model is None
+            else {
+                "names": self.category_model.names,
+                "min_confidence": self.category_model.min_confidence,
+                "stats": self.category_model.stats,
+            },
             "model_id": self.model_id,
             "weights_sha256": self.weights_sha256,
             "template_sha256": self.template_sha256,
@@ -195,6 +221,9 @@ class LatentGuardModel:
                 threshold=float(meta["threshold"]),
                 category_centroids={c: t[f"category.{c}"] for c in meta["categories"]},
                 category_thresholds=dict(meta.get("category_thresholds", {})),
+                category_model=None
+                if not meta.get("category_model")
+                else CategoryModel.from_tensors(t, "category_model", meta["category_model"]),
                 model_id=str(meta["model_id"]),
                 weights_sha256=str(meta["weights_sha256"]),
                 template_sha256=str(meta["template_sha256"]),
@@ -342,19 +371,22 @@ class LatentRing:
         t0 = time.perf_counter() if t0 is None else t0
         score = float(self.model.score(h)[0])
         cats = self.model.categories(h)[0].tolist()
-        names = list(self.model.category_centroids)
-        category = names[max(range(len(cats)), key=lambda i: cats[i])] if cats else None
-        threshold = self.model.category_thresholds.get(category or "", self.model.threshold)
+        names = self.model.category_names
+        best, confidence = nearest(cats, names)
+        threshold = self.model.category_thresholds.get(best or "", self.model.threshold)
         decision: Decision = "block" if score >= threshold else "allow"
+        sure = best is not None and confidence >= self.model.category_confidence
+        details = {"nearest_category": best, "category_confidence": round(confidence, 4)} if best else {}
         return RingVerdict(
             ring=self.name,
             score=min(1.0, max(0.0, score)),
             decision=decision,
-            category=category if decision == "block" else None,
+            category=best if decision == "block" and sure else None,
             category_scores=dict(zip(names, (round(c, 4) for c in cats), strict=True)),
             latency_ms=(time.perf_counter() - t0) * 1000,
             explanation=f"harmfulness {score:.3f} vs threshold {threshold:.3f} ({', '.join(self.reads)})"
-            + (f" (nearest category {category})" if category else ""),
+            + (f" (nearest category {best}{'' if sure else ', not sure'})" if best else ""),
+            details=details,
         )
 
 
