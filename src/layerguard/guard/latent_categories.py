@@ -6,7 +6,9 @@ centroid was the prompt's own category for about a third to a half of harmful pr
 Measured on the same states (the v2 ring's six reads at layers 16 and 17; 768 harmful
 training prompts, 323 harmful validation prompts, 14 categories, the largest holding 7%):
 cosine to those centroids 0.46, nearest centred profile 0.55, a multinomial logistic
-regression on the standardised states 0.83 (L2 1e-3..1e-1 all within 0.01).
+regression on the standardised states 0.83 (L2 1e-3..1e-1 all within 0.01; its confidence
+cut then names a category for 0.98 of the val prompts, 0.84 of them right:
+``scripts/category_readout.py``, docs/figures/category-readout-qwen.json).
 
 So the ring's categories come from a multinomial logistic regression on its reads, fitted
 on the harmful training prompts (plain and wrapped). A block names the most probable
