@@ -60,7 +60,6 @@ def test_the_log_reads_back_as_result_rows(base64_log, tmp_path):
     assert summary["asr_by_attack"]["base64"]["unguarded"]["n"] == 2
 
 
-@pytest.mark.slow  # not yet run to the end on the shared machine: opt-in until verified
 def test_a_guarded_model_answers_through_the_guard(tiny_guard, tmp_path):
     model = get_model("layerguard/smollm2-135m", guard=str(tiny_guard))
     task = redteam_task("builtin:harmful:val", "direct", "refusal", n=1, max_tokens=8)
@@ -87,7 +86,6 @@ def test_bad_log_is_a_clear_error(tmp_path):
         eval_log_rows(bad)
 
 
-@pytest.mark.slow  # not yet run to the end on the shared machine: opt-in until verified
 def test_the_documented_inspect_command(tmp_path):
     """``inspect eval <task file>@layerguard_redteam --model layerguard/smollm2-135m`` as docs/redteam.md shows it."""
     inspect = Path(sys.executable).parent / "inspect"

@@ -31,7 +31,6 @@ def _ring_score(guarded, text: str) -> float:
     return ring.check(Exchange.from_prompt(text)).score
 
 
-@pytest.mark.slow  # not yet run to the end on the shared machine: opt-in until verified
 def test_the_search_loss_is_the_latent_rings_logit(search, guarded):
     # the search reads hidden_states[layer] at t_inst from token ids; the ring reads the same state
     # through the guard's own capture of the text: they must agree
@@ -43,7 +42,6 @@ def test_the_search_loss_is_the_latent_rings_logit(search, guarded):
     assert p == pytest.approx(_ring_score(guarded, search.text(REQUEST, suffix)), abs=2e-3)
 
 
-@pytest.mark.slow  # not yet run to the end on the shared machine: opt-in until verified
 def test_searched_suffix_lowers_the_rings_score_on_the_text(search, guarded):
     init = search.random_suffix(REQUEST)
     result = search.run(REQUEST, steps=4, init=init)
@@ -55,7 +53,6 @@ def test_searched_suffix_lowers_the_rings_score_on_the_text(search, guarded):
     assert search.text(REQUEST, result.suffix_ids).startswith(REQUEST)  # the request is kept verbatim
 
 
-@pytest.mark.slow  # not yet run to the end on the shared machine: opt-in until verified
 def test_attack_latent_ring_measures_three_conditions(guarded):
     from layerguard.redteam.latent_suffix import attack_latent_ring, summarize_latent_attack
 
@@ -69,7 +66,6 @@ def test_attack_latent_ring_measures_three_conditions(guarded):
     assert summary["search_loss"]["end_mean"] <= summary["search_loss"]["start_mean"]
 
 
-@pytest.mark.slow  # not yet run to the end on the shared machine: opt-in until verified
 def test_refusal_term_needs_refusal_tokens(smollm2, guarded):
     from layerguard.redteam.latent_suffix import SuffixSearch, latent_model_of
 
@@ -77,7 +73,6 @@ def test_refusal_term_needs_refusal_tokens(smollm2, guarded):
         SuffixSearch(smollm2, latent_model_of(guarded), refusal_weight=1.0)
 
 
-@pytest.mark.slow  # not yet run to the end on the shared machine: opt-in until verified
 def test_a_guard_without_latent_ring_is_refused(smollm2):
     from layerguard.guard.guarded import GuardedModel
     from layerguard.guard.pipeline import Guard

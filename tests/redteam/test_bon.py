@@ -118,7 +118,6 @@ def test_decoder_false_positives_on_benign_sets_are_rare():
     assert hits <= 0.005 * len(benign), hits  # measured: 1 of 1,420
 
 
-@pytest.mark.slow  # not yet run to the end on the shared machine: opt-in until verified
 def test_run_bon_on_smollm2_resumes_and_refuses_other_settings(smollm2, tiny_guard, tmp_path):
     from layerguard.guard.guarded import GuardedModel
     from layerguard.redteam.bon_run import run_bon

@@ -89,7 +89,6 @@ def test_summarize_cells_counts_success_and_ring_catch():
     assert s["ring_catch"]["latent"]["k"] == 1 and s["ring_catch"]["latent"]["n"] == 2
 
 
-@pytest.mark.slow  # not yet run to the end on the shared machine: opt-in until verified
 def test_cipher_study_on_smollm2(smollm2, tiny_guard, tmp_path):
     from layerguard.guard.guarded import GuardedModel
 
