@@ -118,6 +118,13 @@ def nearest(row: Sequence[float], names: Sequence[str]) -> tuple[str | None, flo
     return names[i], float(row[i])
 
 
+def folds_by_group(group: Sequence[Any], folds: int, seed: int) -> dict[Any, int]:
+    """Each group's fold: sorted groups, shuffled with ``seed``, dealt round-robin (a group stays together)."""
+    units = sorted(set(group))
+    random.Random(seed).shuffle(units)
+    return {u: k % folds for k, u in enumerate(units)}
+
+
 def fit_categories(
     x: Any,
     labels: Sequence[str],
@@ -137,9 +144,7 @@ def fit_categories(
     names = sorted(set(labels))
     y = [names.index(c) for c in labels]
     group = list(groups) if groups is not None else list(range(len(labels)))
-    units = sorted(set(group))
-    random.Random(seed).shuffle(units)
-    fold_of = {u: k % folds for k, u in enumerate(units)}
+    fold_of = folds_by_group(group, folds, seed)
     conf: list[float] = []
     right: list[bool] = []
     for f in range(folds):

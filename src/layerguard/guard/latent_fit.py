@@ -33,6 +33,7 @@ from layerguard.directions.direction import Direction
 from layerguard.directions.extract import data_hash, diff_in_means
 from layerguard.errors import InvalidInputError
 from layerguard.guard.calibration import threshold_for_fpr
+from layerguard.guard.latent_categories import folds_by_group
 from layerguard.guard.probe import LogisticProbe
 from layerguard.guard.rings.latent import LatentGuardModel, Variant
 from layerguard.guard.states import prompt_states
@@ -295,9 +296,7 @@ def out_of_fold(x: Any, ts: TrainingSet, reads: list[str], variant: Variant, *, 
 
     y = torch.tensor(ts.y, dtype=torch.float32)
     owner = owners(ts)
-    groups = sorted(set(owner))
-    random.Random(seed).shuffle(groups)
-    fold_of = {g: k % folds for k, g in enumerate(groups)}
+    fold_of = folds_by_group(owner, folds, seed)
     scores = torch.zeros(len(ts))
     for k in range(folds):
         hold = [i for i in range(len(ts)) if fold_of[owner[i]] == k]
