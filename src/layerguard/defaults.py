@@ -77,6 +77,9 @@ class GuardBuildSettings(BaseModel):
     augment: int = Field(default=1, ge=0)
     # off by default: its false-release floor (<= 2% of harmful prompts) did not hold on HarmBench val (5/48)
     release: bool = False
+    # the classifier's blocks stand only where the latent ring is not confidently benign: its
+    # score reaches the one that flags this share of benign training prompts (0: no cascade)
+    second_opinion_fpr: float = Field(default=0.2, ge=0.0, lt=1.0)
 
 
 AUDIT = AuditSettings()

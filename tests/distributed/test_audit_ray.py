@@ -14,8 +14,7 @@ from layerguard.distributed.audit import RayExecutor
 from layerguard.redteam.audit import run_audit
 from layerguard.redteam.store import RunStore
 
-# a Ray cluster and model replicas: minutes; see tests/distributed/conftest.py
-pytestmark = pytest.mark.slow
+# a Ray cluster and model replicas: about 7 minutes for the three files; see tests/distributed/conftest.py
 
 SUITE: dict[str, Any] = {
     "n_samples": 3,

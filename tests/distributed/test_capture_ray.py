@@ -13,8 +13,7 @@ from layerguard.data.samples import spread
 from layerguard.directions.extract import extract_directions
 from layerguard.distributed.capture import capture_activations_ray, extract_directions_ray
 
-# a Ray cluster and model replicas: minutes; see tests/distributed/conftest.py
-pytestmark = pytest.mark.slow
+# a Ray cluster and model replicas: about 7 minutes for the three files; see tests/distributed/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,7 @@ from layerguard.distributed.filter import filter_corpus_ray
 from layerguard.errors import InvalidInputError
 from layerguard.train.filter import filter_corpus
 
-# a Ray cluster and model replicas: minutes; see tests/distributed/conftest.py
-pytestmark = pytest.mark.slow
+# a Ray cluster and model replicas: about 7 minutes for the three files; see tests/distributed/conftest.py
 
 SHARD_LINES = 9
 

@@ -68,6 +68,15 @@ def build(
             help="Answer benign requests the model would refuse with its refusal direction ablated.",
         ),
     ] = GUARD_BUILD.release,
+    second_opinion_fpr: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.99,
+            help="Cascade: a classifier block stands only where the latent ring's score reaches the one "
+            "that flags this share of benign training prompts out of fold (0: either ring blocks alone).",
+        ),
+    ] = GUARD_BUILD.second_opinion_fpr,
     show_config: Annotated[
         bool, typer.Option("--show-config", help="Print the resolved settings as JSON and exit.")
     ] = (False),
@@ -112,6 +121,7 @@ def build(
         conversation=s.conversation,
         augment=s.augment,
         release=s.release,
+        second_opinion_fpr=s.second_opinion_fpr,
     )
     typer.echo(f"wrote {path}")
 
@@ -248,7 +258,10 @@ def eval_cmd(
     lm = load_model(model or cfg.model.name)
     g = load_guard(guard, lm)
     # the rings that judge a request; answers, tool calls and conversations are measured by the audit
-    guarded = GuardedModel(Guard(g.at("input"), stop_early=g.stop_early, release=g.release), lm=lm)
+    cascade = g.second_opinions
+    guarded = GuardedModel(
+        Guard(g.at("input"), stop_early=g.stop_early, release=g.release, second_opinions=cascade), lm=lm
+    )
     train = load_builtin("harmful", "train")[:64] + load_builtin("harmless", "train")[:32]
     typer.echo("deriving the model's refusal tokens for the refusal baseline ...", err=True)
     try:

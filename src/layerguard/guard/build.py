@@ -26,7 +26,7 @@ from layerguard.guard.latent_fit import fit_latent_model
 from layerguard.guard.pipeline import Guard
 from layerguard.guard.probe import LogisticProbe
 from layerguard.guard.rings.latent import LatentGuardModel, Variant
-from layerguard.guard.types import Ring
+from layerguard.guard.types import Ring, SecondOpinion
 
 
 def fit_scorer(x_pos: Any, x_neg: Any, unit: Any, variant: Variant, l2: float = 1e-2) -> LogisticProbe:
@@ -103,6 +103,7 @@ def build_guard(
     conversation: bool = True,
     augment: int = 1,
     release: bool = False,
+    second_opinion_fpr: float | None = 0.2,
 ) -> Path:
     """Fit and calibrate a guard for ``lm`` and write ``out_dir/guard.yaml``.
 
@@ -131,6 +132,10 @@ def build_guard(
             wrappers, on harmful and benign prompts alike; 0: plain prompts only).
         release: Switch the release option on in ``guard.yaml`` (benign requests the model
             leans to refuse are answered with its refusal direction ablated).
+        second_opinion_fpr: With the classifier: its blocks stand only where the latent ring's
+            score reaches the score that flags this share of benign training prompts out of
+            fold (the latent ring's uncertain band); below it the latent ring overrules the
+            classifier. None or 0: no cascade (either ring blocks alone).
 
     Raises:
         InvalidInputError: held-out samples, too little data, or an existing guard in out_dir.
@@ -149,7 +154,7 @@ def build_guard(
     kw_fit: dict[str, Any] = {"batch_size": batch_size, "seed": seed, "progress": progress, "log": log}
     model, stats = fit_latent_model(
         lm, harmful, benign, cand, variant, target_fpr=target_fpr, category_fpr=category_fpr, cv_folds=cv_folds,
-        augment=augment, **kw_fit,
+        augment=augment, band_fpr=second_opinion_fpr or target_fpr, **kw_fit,
     )  # fmt: skip
     stats["duration_s"] = round(time.time() - t0, 1)
     stats["sources"] = sorted({s.source for s in [*harmful, *benign]})
@@ -169,7 +174,13 @@ def build_guard(
     if conversation:
         rings.append(RingConfig(name="conversation", params={"decay": 0.8, "floor": 0.1, "escalate_at": 1.0}))
     model_ref = ModelRef(name=lm.name, weights_sha256=lm.weights_sha256, template_sha256=lm.template_hash)
-    GuardConfig(model=model_ref, rings=rings, release=release, build=stats).save(out / "guard.yaml")
+    opinions = []
+    if classifier and second_opinion_fpr:
+        band = stats["band"]
+        note = f"latent out-of-fold: {band['benign_fpr']:.0%} of benign training prompts score at or above it"
+        opinions.append(SecondOpinion(ring="classifier", by="latent", below=band["below"], note=note))
+    cfg = GuardConfig(model=model_ref, rings=rings, release=release, second_opinions=opinions, build=stats)
+    cfg.save(out / "guard.yaml")
     return out / "guard.yaml"
 
 
@@ -283,4 +294,10 @@ def load_guard(path: str | Path, lm: Any | None = None, *, text_only: bool = Fal
             unavailable.append(rc.name)
             continue
         rings.append(build_ring(rc.name, rc.params, base, lm, where=str(path)))
-    return Guard(rings, stop_early=cfg.stop_early, unavailable=unavailable, release=cfg.release)
+    return Guard(
+        rings,
+        stop_early=cfg.stop_early,
+        unavailable=unavailable,
+        release=cfg.release,
+        second_opinions=cfg.second_opinions,
+    )

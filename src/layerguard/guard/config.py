@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from layerguard.errors import InvalidInputError
+from layerguard.guard.types import SecondOpinion
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 FORMAT_VERSION = 1
@@ -63,6 +64,8 @@ class GuardConfig(BaseModel):
     stop_early: bool = True
     # answer a request the latent ring offers to release with the model's refusal direction ablated
     release: bool = False
+    # cascade steps: a ring's block stands only if another ring does not read the request as harmless
+    second_opinions: list[SecondOpinion] = Field(default_factory=list)
     build: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod

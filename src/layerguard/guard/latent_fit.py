@@ -341,6 +341,7 @@ def fit_latent_model(
     cv_folds: int,
     log: Callable[[str], None],
     augment: int = 1,
+    band_fpr: float = 0.2,
 ) -> tuple[LatentGuardModel, dict[str, Any]]:
     """The calibrated latent model (v2) and its build statistics.
 
@@ -414,6 +415,7 @@ def fit_latent_model(
         "cv_fpr": sum(s >= thr for s in benign_scores) / len(benign_scores),
         "cv_auroc": auroc(pos_scores, benign_scores),
         "release": release,
+        "band": _band(oof, ts, band_fpr, thr),
         "n_harmful": len(harmful),
         "n_benign": len(benign),
         "target_fpr": target_fpr,
@@ -424,6 +426,22 @@ def fit_latent_model(
         "layerguard_version": __version__,
     }
     return model, stats
+
+
+def _band(oof: Sequence[float], ts: TrainingSet, band_fpr: float, threshold: float) -> dict[str, float]:
+    """The lower edge of the latent ring's uncertain band: its score at ``band_fpr`` out of fold.
+
+    Under it the ring reads a request as confidently harmless, and a cascade lets it overrule
+    another ring's block (:class:`~layerguard.guard.types.SecondOpinion`); from it up to the
+    threshold another ring decides.
+    """
+    below = min(calibrate(oof, ts, band_fpr), threshold)
+    harmful = [s for s, y in zip(oof, ts.y, strict=True) if y == 1]
+    return {
+        "below": below,
+        "benign_fpr": band_fpr,
+        "harmful_under": sum(s < below for s in harmful) / max(1, len(harmful)),
+    }
 
 
 def _categories_v2(

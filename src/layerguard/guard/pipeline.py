@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 
 from layerguard.errors import InvalidInputError
-from layerguard.guard.types import SEVERITY, STAGES, Exchange, GuardVerdict, Ring, RingVerdict, Stage
+from layerguard.guard.types import SEVERITY, STAGES, Exchange, GuardVerdict, Ring, RingVerdict, SecondOpinion, Stage
 
 
 class Guard:
@@ -26,6 +26,10 @@ class Guard:
         release: Answer requests that a ring offers to release (``details["release"]`` in its
             verdict, e.g. the latent ring: low harm, high refusal intent) with that ring's
             ``release_vector()`` ablated (see :class:`~layerguard.guard.guarded.GuardedModel`).
+        second_opinions: Cascade steps (:class:`~layerguard.guard.types.SecondOpinion`): a
+            ring's block or rewrite is overruled when another input ring reads the request as
+            confidently harmless. A step whose rings are not both present (e.g. the latent
+            ring on a text-only backend) does nothing.
     """
 
     def __init__(
@@ -35,10 +39,12 @@ class Guard:
         stop_early: bool = True,
         unavailable: Sequence[str] = (),
         release: bool = False,
+        second_opinions: Sequence[SecondOpinion] = (),
     ) -> None:
         for ring in rings:
             _check_declarations(ring)
         self.rings = list(rings)
+        self.second_opinions = list(second_opinions)
         self.stop_early = stop_early
         self.unavailable = list(unavailable)
         self.release = release
@@ -74,9 +80,10 @@ class Guard:
         for ring in self.at("input"):
             verdict = ring.check(exchange)
             verdicts.append(verdict)
-            if self.stop_early and verdict.decision == "block":
+            if self.stop_early and verdict.decision == "block" and ring.name not in self._awaiting_opinion:
                 stopped_at = ring.name
                 break
+        verdicts = self.apply_second_opinions(verdicts)
         self._finish_turn(exchange, verdicts, stopped_at)
         return combine(verdicts, stopped_at, self.unavailable, (time.perf_counter() - t0) * 1000)
 
@@ -96,11 +103,43 @@ class Guard:
                 verdicts.append(v)
         out = []
         for ex, verdicts in zip(exchanges, per, strict=True):
+            verdicts = self.apply_second_opinions(verdicts)
             self._finish_turn(ex, verdicts, None)
             out.append(combine(verdicts, None, self.unavailable, 0.0))
         ms = (time.perf_counter() - t0) * 1000 / max(1, len(exchanges))
         for v in out:
             v.latency_ms = ms
+        return out
+
+    @property
+    def _awaiting_opinion(self) -> set[str]:
+        """Input rings whose blocks wait for a second opinion (no early stop on them)."""
+        names = {r.name for r in self.at("input")}
+        return {so.ring for so in self.second_opinions if so.ring in names and so.by in names}
+
+    def apply_second_opinions(self, verdicts: list[RingVerdict]) -> list[RingVerdict]:
+        """``verdicts`` with every block or rewrite overruled whose second opinion reads the request as harmless."""
+        if not self.second_opinions:
+            return verdicts
+        by_ring = {v.ring: v for v in verdicts}
+        out = list(verdicts)
+        for so in self.second_opinions:
+            first, second = by_ring.get(so.ring), by_ring.get(so.by)
+            if first is None or second is None or first.decision not in ("block", "rewrite"):
+                continue
+            if second.score >= so.below:
+                continue
+            why = f"{so.by} score {second.score:.3f} < {so.below:.3f}: read as harmless"
+            overruled = first.model_copy(
+                update={
+                    "decision": "allow",
+                    "rewrite": None,
+                    "explanation": f"{first.explanation}; overruled by a second opinion ({why})".lstrip("; "),
+                    "details": {**first.details, "overruled": {"was": first.decision, "by": so.by, "below": so.below}},
+                }
+            )
+            out[out.index(first)] = overruled
+            by_ring[so.ring] = overruled
         return out
 
     def _finish_turn(self, exchange: Exchange, verdicts: list[RingVerdict], stopped_at: str | None) -> None:
@@ -110,7 +149,9 @@ class Guard:
         turn = self.at("turn")
         if turn:
             first = combine(verdicts, stopped_at, self.unavailable, 0.0)
-            exchange.turn_scores = {**exchange.turn_scores, **first.ring_scores}
+            # a score overruled by a second opinion adds no conversation risk
+            counted = {v.ring: v.score for v in verdicts if "overruled" not in v.details}
+            exchange.turn_scores = {**exchange.turn_scores, **counted}
             exchange.turn_decision = first.decision
             verdicts.extend(r.check(exchange) for r in turn)
 
@@ -141,14 +182,18 @@ def _check_declarations(ring: Ring) -> None:
 def combine(
     verdicts: Sequence[RingVerdict], stopped_at: str | None, unavailable: Sequence[str], latency_ms: float
 ) -> GuardVerdict:
-    """The combined verdict of several ring verdicts: the most severe decision, the highest score."""
+    """The combined verdict of several ring verdicts: the most severe decision, the highest score.
+
+    A verdict overruled by a second opinion is kept in ``rings`` but its score does not count.
+    """
     if not verdicts:
         return GuardVerdict(decision="allow", score=0.0, rings=[], unavailable=list(unavailable), latency_ms=latency_ms)
-    worst = max(verdicts, key=lambda v: (SEVERITY[v.decision], v.score))
+    counted = [v for v in verdicts if "overruled" not in v.details] or list(verdicts)
+    worst = max(counted, key=lambda v: (SEVERITY[v.decision], v.score))
     rewrite = next((v.rewrite for v in verdicts if v.decision == "rewrite" and v.rewrite), None)
     return GuardVerdict(
         decision=worst.decision,
-        score=max(v.score for v in verdicts),
+        score=max(v.score for v in counted),
         category=worst.category if worst.decision != "allow" else None,
         rings=list(verdicts),
         stopped_at=stopped_at,

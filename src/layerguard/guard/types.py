@@ -155,6 +155,24 @@ class RingVerdict(BaseModel):
         return v
 
 
+class SecondOpinion(BaseModel):
+    """A cascade step: ``ring``'s block or rewrite stands only if ``by`` does not call the request harmless.
+
+    When ``by``'s score on the same request is under ``below`` (it reads the request as
+    confidently harmless), ``ring``'s decision is overruled to ``allow``; the overruled
+    verdict keeps its score and says why in ``details["overruled"]``. Scores from ``below``
+    up to ``by``'s own threshold are the uncertain band where ``ring`` decides. ``guard build``
+    sets ``below`` to the latent ring's out-of-fold score at a looser false-positive rate.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    ring: str
+    by: str
+    below: float = Field(ge=0.0, le=1.0)
+    note: str = ""
+
+
 class GuardVerdict(BaseModel):
     """The pipeline's combined verdict: the most severe decision, every ring's verdict."""
 

@@ -127,6 +127,7 @@ def _guard_build_args(batch_size: int, seed: int, output_monitor: bool) -> dict[
         "conversation": g.conversation,
         "augment": g.augment,
         "release": g.release,
+        "second_opinion_fpr": g.second_opinion_fpr,
     }
 
 
