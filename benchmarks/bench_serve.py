@@ -7,6 +7,9 @@ other, with the same guard and model:
 * **batched**: the model scheduler's defaults (concurrent prefills collected for a few
   milliseconds and run as one forward pass up to a token budget; decoding steps of
   concurrent streams batched);
+* **batched, whole prompts**: the same, but every check's prefill runs over the whole prompt
+  instead of after the chat template's cached opening (system prompt and user header, computed
+  once; the default since 2026-12-03);
 * **serialised**: the same scheduler with ``max_batch=1`` and no batching window, i.e. one
   prefill per forward pass, as the old single generation slot ran them (but without its
   thread starvation, so the figures compare batching alone).
@@ -140,7 +143,9 @@ def drive(url: str, model: str, clients: int, seconds: float, streams: int, stre
 # ----------------------------------------------------------------------------- the service
 
 
-def serve_and_drive(lm: Any, guard_path: Path, settings: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+def serve_and_drive(
+    lm: Any, guard_path: Path, settings: dict[str, Any], args: argparse.Namespace, opening: bool = True
+) -> dict[str, Any]:
     """Start the service with ``settings``, drive it from a separate process, stop it."""
     import socket
 
@@ -153,6 +158,7 @@ def serve_and_drive(lm: Any, guard_path: Path, settings: dict[str, Any], args: a
 
     guard = load_guard(guard_path, lm)
     backend = local_backend_for(guard, lm)
+    backend.use_opening_cache = opening
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.db")
         config = ServiceConfig.from_mapping({"api_keys": [{"key": KEY, "name": "bench"}], **settings})
@@ -205,7 +211,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--streams", type=int, default=8)
     p.add_argument("--stream-tokens", type=int, default=64)
-    p.add_argument("--only", choices=["batched", "serialised"], default=None, help="run one mode only")
+    p.add_argument("--only", choices=["batched", "whole", "serialised"], default=None, help="run one mode only")
     p.add_argument("--drive", default=None, help=argparse.SUPPRESS)
     p.add_argument("--model-name", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -222,13 +228,17 @@ def main() -> None:
         if guard is None:
             log(f"building a small guard (latent ring) for {args.model}")
             guard = build_small_guard(lm, Path(tmp) / "guard")
-        modes = {"batched": {}, "serialised": {"max_batch": 1, "batch_wait_ms": 0}}
+        modes: dict[str, tuple[dict[str, Any], bool]] = {
+            "batched": ({}, True),
+            "batched, whole prompts": ({}, False),
+            "serialised": ({"max_batch": 1, "batch_wait_ms": 0}, True),
+        }
         results: dict[str, Any] = {}
-        for name, settings in modes.items():
-            if args.only and name != args.only:
+        for name, (settings, opening) in modes.items():
+            if args.only and name != {"whole": "batched, whole prompts"}.get(args.only, args.only):
                 continue
             log(f"{name}: {args.clients} clients x {args.seconds:g} s on /v1/guard/check + {args.streams} streams")
-            results[name] = serve_and_drive(lm, guard, settings, args)
+            results[name] = serve_and_drive(lm, guard, settings, args, opening)
     rows = []
     for name, r in results.items():
         fivexx = sum(v for k, v in r["statuses"].items() if k.startswith("5") or not k.isdigit())
@@ -244,6 +254,10 @@ def main() -> None:
         ratio = results["batched"]["rps"] / results["serialised"]["rps"]
         print(f"\nbatched / serialised throughput: {ratio:.2f}x")
         results["ratio"] = round(ratio, 2)
+    if "batched" in results and results.get("batched, whole prompts", {}).get("rps"):
+        ratio = results["batched"]["rps"] / results["batched, whole prompts"]["rps"]
+        print(f"cached template opening / whole prompts (both batched): {ratio:.2f}x")
+        results["ratio_opening"] = round(ratio, 2)
     print(json.dumps({"model": args.model, "clients": args.clients, "seconds": args.seconds, **results}))
 
 

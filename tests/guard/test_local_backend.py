@@ -27,6 +27,26 @@ def test_prefill_activations_equal_capture_and_generation_equals_generate(smollm
     assert chunks[-1].finish_reason == "stop" and chunks[-1].usage["completion_tokens"] > 0
 
 
+def test_a_check_only_batch_runs_after_the_cached_opening_and_reads_the_same_states(smollm2):
+    from layerguard.guard.states import encode_for_reads, opens_with
+
+    reads = [f"blocks.{layer}.resid_pre@{p}" for layer in (4, 10) for p in ("t_inst", "inst_mean", "post_mean")]
+    be = LocalBackend(smollm2, reads=reads)
+    prompts = ["Name a color.", "How do I pick a lock on my own front door?", "Write a limerick about tea."]
+    opening, kv = be.opening()
+    assert len(opening) >= 8 and kv.get_seq_length() == len(opening)
+    checks = [Exchange.from_prompt(p) for p in prompts]
+    assert all(opens_with(encode_for_reads(smollm2, [{"role": "user", "content": p}]), opening) for p in prompts)
+    be.prefill_batch(checks, keep_cache=[False] * 3)  # checks only: after the cached opening
+    whole = [Exchange.from_prompt(p) for p in prompts]
+    be.prefill_batch(whole, keep_cache=[True] * 3)  # generation follows: a whole pass
+    for c, w in zip(checks, whole, strict=True):
+        assert c.prefill is None and w.prefill is not None
+        for key in reads:
+            ref = w.activations[key]
+            assert torch.allclose(c.activations[key], ref, atol=1e-4 * ref.abs().max()), key
+
+
 def test_stop_strings_max_tokens_and_sampling_seed(smollm2):
     be = LocalBackend(smollm2)
     ex = Exchange.from_prompt("Count from 1 to 20, separated by commas.")

@@ -33,3 +33,32 @@ def test_batched_states_equal_the_separate_passes(smollm2):
         if len(ref):
             assert torch.allclose(g[response_key(7)], ref, atol=1e-4 * float(ref.abs().max()))
     assert exchange_states(smollm2, convs, answers) == [{}, {}, {}]  # nothing asked, no pass
+
+
+def test_the_cached_template_opening_gives_the_states_of_a_whole_pass(smollm2):
+    from layerguard.guard.states import opens_with, encode_for_reads, template_opening
+
+    convs = [
+        [{"role": "user", "content": "How do I bake bread?"}],
+        [{"role": "user", "content": "Write a haiku about rain, then explain its form in two sentences."}],
+        [{"role": "system", "content": "You are a pirate."}, {"role": "user", "content": "Say hi."}],
+        [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Go on."}],
+        [{"role": "user", "content": ""}],  # no instruction: read at the end
+    ]
+    answers = ["Mix flour, water and yeast.", "", "Arr!", "Sure, here it goes", ""]
+    opening = template_opening(smollm2)
+    assert len(opening) >= 8  # SmolLM2's template opens with a default system prompt
+    eligible = [opens_with(encode_for_reads(smollm2, c), opening) for c in convs]
+    assert eligible[:2] == [True, True] and eligible[2] is False  # its own system prompt: a whole pass
+    reads = [f"blocks.{layer}.resid_pre@{p}" for layer in (3, 20) for p in ("t_inst", "inst_mean", "post_mean")]
+    kw = {"reads": reads, "response_layers": [12], "batch_size": 3}
+    fast = exchange_states(smollm2, convs, answers, prefix_cache=True, **kw)
+    slow = exchange_states(smollm2, convs, answers, prefix_cache=False, **kw)
+    worst = 0.0
+    for f, s in zip(fast, slow, strict=True):
+        assert f.keys() == s.keys()
+        for name in f:
+            assert f[name].shape == s[name].shape
+            if s[name].numel():
+                worst = max(worst, float((f[name] - s[name]).abs().max() / s[name].abs().max()))
+    assert worst < 1e-4, worst  # float32 rounding, not a different computation

@@ -27,7 +27,15 @@ from typing import Any
 
 from layerguard.activations.hooks import HookPoint, StopForward, parse_read, read_name, residual_hooks
 from layerguard.guard.backend import Chunk, FinishReason, GenerationParams, StreamMonitor
-from layerguard.guard.states import encode_for_reads, read_prompt_state, split_reads
+from layerguard.guard.states import (
+    after_opening,
+    encode_for_reads,
+    opening_cache,
+    opens_with,
+    read_prompt_state,
+    split_reads,
+    template_opening,
+)
 from layerguard.guard.types import Exchange
 from layerguard.models.generate import cache_kwarg
 from layerguard.models.positions import PromptPositions
@@ -109,6 +117,9 @@ class LocalBackend:
         self.model_name = lm.name
         # a scheduler that batches this backend's work (see attach); None: run in the caller's thread
         self.runner: Any = None
+        self._opening: tuple[list[int], Any] | None = None  # the template opening and its cache, made once
+        # check-only prefills run after the template's cached opening (off: over the whole prompt)
+        self.use_opening_cache = True
 
     def info(self) -> dict[str, Any]:
         """Model identity and what the guard can read."""
@@ -190,23 +201,31 @@ class LocalBackend:
             for x, e in zip(exchanges, encoded or [None] * len(exchanges), strict=True)
         ]
         keep = list(keep_cache) if keep_cache is not None else [True] * len(exchanges)
+        points = [HookPoint(layer, "resid_pre") for layer in self.layers]
+        full = any(keep) or not points
+        # a check-only batch runs after the template's cached opening (system prompt, user header)
+        use = self.use_opening_cache and not full and ablate is None
+        opening, kv = self.opening() if use else ([], None)
+        skip = len(opening) if opening and all(opens_with(p, opening) for p in encs) else 0
         lengths = [len(p.input_ids) for p in encs]
-        width = max(lengths)
+        width = max(lengths) - skip
         pad = self.lm.tokenizer.pad_token_id if self.lm.tokenizer.pad_token_id is not None else 0
         ids = torch.full((len(encs), width), pad, dtype=torch.long)
         mask = torch.zeros((len(encs), width), dtype=torch.long)
         for j, p in enumerate(encs):  # right padding: no real token attends to a pad, positions unchanged
-            ids[j, : lengths[j]] = torch.tensor(p.input_ids)
-            mask[j, : lengths[j]] = 1
+            ids[j, : lengths[j] - skip] = torch.tensor(p.input_ids[skip:])
+            mask[j, : lengths[j] - skip] = 1
+        kwargs: dict[str, Any] = {"use_cache": full}
+        if skip:
+            mask, kwargs = after_opening(self.lm, kv, mask)
         states: list[dict[str, Any]] = [{} for _ in encs]
-        points = [HookPoint(layer, "resid_pre") for layer in self.layers]
 
         def read(hp: HookPoint, hidden: Any) -> None:  # hidden: [batch, pos, d]
             for j, p in enumerate(encs):
                 for position in self.prompt_reads[hp.layer]:
-                    states[j][read_name(hp.layer, position)] = read_prompt_state(hidden[j, : lengths[j]], p, position)
+                    h = hidden[j, : lengths[j] - skip]
+                    states[j][read_name(hp.layer, position)] = read_prompt_state(h, p, position, skip)
 
-        full = any(keep) or not points
         last = sorted({n - 1 for n in lengths})
         t0 = time.perf_counter()
         out = None
@@ -216,8 +235,8 @@ class LocalBackend:
                 out = self.lm.model(
                     input_ids=ids,
                     attention_mask=mask,
-                    use_cache=full,
                     logits_to_keep=torch.tensor(last) if full else 1,
+                    **kwargs,
                 )
             except StopForward:
                 pass
@@ -235,6 +254,13 @@ class LocalBackend:
                 "batch": len(encs),
                 "ablate": ablate,
             }
+
+    def opening(self) -> tuple[list[int], Any]:
+        """The chat template's shared opening and its key/value cache (empty when too short to pay)."""
+        if self._opening is None:
+            tokens = template_opening(self.lm)
+            self._opening = (tokens, opening_cache(self.lm, tokens) if tokens else None)
+        return self._opening
 
     def _ablating(self, ablate: Any) -> Any:
         if ablate is None:
