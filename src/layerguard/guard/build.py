@@ -174,14 +174,16 @@ def build_guard(
     if conversation:
         rings.append(RingConfig(name="conversation", params={"decay": 0.8, "floor": 0.1, "escalate_at": 1.0}))
     model_ref = ModelRef(name=lm.name, weights_sha256=lm.weights_sha256, template_sha256=lm.template_hash)
-    opinions = []
-    if classifier and second_opinion_fpr:
-        band = stats["band"]
-        note = f"latent out-of-fold: {band['benign_fpr']:.0%} of benign training prompts score at or above it"
-        opinions.append(SecondOpinion(ring="classifier", by="latent", below=band["below"], note=note))
+    opinions = _cascade(stats["band"]) if classifier and second_opinion_fpr else []
     cfg = GuardConfig(model=model_ref, rings=rings, release=release, second_opinions=opinions, build=stats)
     cfg.save(out / "guard.yaml")
     return out / "guard.yaml"
+
+
+def _cascade(band: dict[str, Any]) -> list[SecondOpinion]:
+    """The classifier's blocks stand only where the latent ring's score reaches the band's edge."""
+    note = f"latent out-of-fold: {band['benign_fpr']:.0%} of benign training prompts score at or above it"
+    return [SecondOpinion(ring="classifier", by="latent", below=band["below"], note=note)]
 
 
 def _copy_tool_policy(tool_policy: Path, out: Path) -> RingConfig:
