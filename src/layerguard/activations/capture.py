@@ -182,7 +182,8 @@ def common_prefix_len(encoded: Sequence[PromptPositions], columns: Sequence[Sequ
     return max(0, min(shared_prefix(encoded, min_len=0), min(min(c) for c in columns)))
 
 
-def _prefix_cache(lm: LoadedModel, prefix: list[int]) -> Any:
+def prefix_kv_cache(lm: LoadedModel, prefix: list[int]) -> Any:
+    """The key/value cache of one token prefix (a chat template's shared opening), computed once."""
     import torch
 
     base = find_base_model(lm.model)
@@ -213,7 +214,7 @@ def _capture_block(
     # is computed once and its key/value cache reused, and the rest is right-padded.
     n_prefix = common_prefix_len(encoded, columns)
     use_prefix = n_prefix >= min_prefix
-    prefix_cache = _prefix_cache(lm, encoded[0].input_ids[:n_prefix]) if use_prefix else None
+    prefix_cache = prefix_kv_cache(lm, encoded[0].input_ids[:n_prefix]) if use_prefix else None
     cache_kw = cache_kwarg(lm.model)
     for rows in _batches([p.n_tokens for p in encoded], batch_size, max_tokens):
         batch = [encoded[r] for r in rows]

@@ -23,6 +23,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from layerguard.activations.capture import prefix_kv_cache as opening_cache
 from layerguard.activations.hooks import HookPoint, StopForward, parse_read, read_name, residual_hooks
 from layerguard.errors import InvalidInputError, TemplateError
 from layerguard.models.generate import cache_kwarg
@@ -220,17 +221,6 @@ def after_opening(lm: Any, kv: Any, mask: Any) -> tuple[Any, dict[str, Any]]:
     cache.batch_repeat_interleave(rows)
     full = torch.cat([torch.ones((rows, skip), dtype=mask.dtype), mask], dim=1)
     return full, {cache_kwarg(lm.model): cache, "use_cache": True}
-
-
-def opening_cache(lm: Any, opening: list[int]) -> Any:
-    """The key/value cache of the template's opening, computed once."""
-    import torch
-
-    from layerguard.models.architecture import find_base_model
-
-    with torch.inference_mode():
-        out = find_base_model(lm.model)(input_ids=torch.tensor([opening]), use_cache=True)
-    return out.cache if hasattr(out, "cache") else out.past_key_values
 
 
 def prompt_states(
