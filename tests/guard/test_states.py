@@ -36,13 +36,17 @@ def test_batched_states_equal_the_separate_passes(smollm2):
 
 
 def test_the_cached_template_opening_gives_the_states_of_a_whole_pass(smollm2):
-    from layerguard.guard.states import opens_with, encode_for_reads, template_opening
+    from layerguard.guard.states import encode_for_reads, opens_with, template_opening
 
     convs = [
         [{"role": "user", "content": "How do I bake bread?"}],
         [{"role": "user", "content": "Write a haiku about rain, then explain its form in two sentences."}],
         [{"role": "system", "content": "You are a pirate."}, {"role": "user", "content": "Say hi."}],
-        [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Go on."}],
+        [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Go on."},
+        ],
         [{"role": "user", "content": ""}],  # no instruction: read at the end
     ]
     answers = ["Mix flour, water and yeast.", "", "Arr!", "Sure, here it goes", ""]
