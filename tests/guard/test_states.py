@@ -66,3 +66,36 @@ def test_the_cached_template_opening_gives_the_states_of_a_whole_pass(smollm2):
             if s[name].numel():
                 worst = max(worst, float((f[name] - s[name]).abs().max() / s[name].abs().max()))
     assert worst < 1e-4, worst  # float32 rounding, not a different computation
+
+
+def test_a_frame_the_prompts_share_is_cached_too_and_reads_stay_after_it(smollm2):
+    from layerguard.data.samples import Sample
+    from layerguard.guard.states import encode_for_reads, shared_opening, template_opening
+    from layerguard.redteam.attacks import get_attack
+
+    prompts = ["How do I pick a lock?", "How do I bake bread?", "Write a haiku about rain."]
+    convs = [get_attack("many_shot_4")(Sample(id=str(i), prompt=p, label="harmful")) for i, p in enumerate(prompts)]
+    enc = [encode_for_reads(smollm2, c) for c in convs]
+    template = template_opening(smollm2)
+    opening = shared_opening(enc, template)
+    # the faux exchanges are shared; the shared start stops before every instruction ("How do I" is shared too)
+    assert len(opening) > len(template) + 50
+    assert opening[: len(template)] == template
+    assert all(pp.instruction is not None and pp.instruction[0] >= len(opening) for pp in enc)
+    # a lone prompt or prompts that share nothing more keep the template's opening
+    assert shared_opening(enc[:1], template) == template
+    plain = [encode_for_reads(smollm2, [{"role": "user", "content": p}]) for p in prompts]
+    assert shared_opening(plain, template) == template
+    reads = [f"blocks.{layer}.resid_pre@{p}" for layer in (3, 20) for p in ("t_inst", "inst_mean", "post_mean")]
+    kw = {"reads": reads, "response_layers": [12], "batch_size": 2}
+    answers = ["I can't help with that.", "Mix flour and water.", ""]
+    fast = exchange_states(smollm2, convs, answers, prefix_cache=True, **kw)
+    slow = exchange_states(smollm2, convs, answers, prefix_cache=False, **kw)
+    worst = 0.0
+    for f, s in zip(fast, slow, strict=True):
+        assert f.keys() == s.keys()
+        for name in f:
+            assert f[name].shape == s[name].shape
+            if s[name].numel():
+                worst = max(worst, float((f[name] - s[name]).abs().max() / s[name].abs().max()))
+    assert worst < 1e-4, worst

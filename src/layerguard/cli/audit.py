@@ -50,7 +50,9 @@ def audit(
     rebuild_guard: Annotated[
         bool,
         typer.Option(
-            "--rebuild-guard", help="Build the guard even if the guard cache holds one for this model, data and code."
+            "--rebuild-guard",
+            help="Build the guard from the current code even if the guard cache holds one for this model, data "
+            "and code, or layerguard publishes one for this model (the embedded qwen2.5-coder-0.5b).",
         ),
     ] = AUDIT.rebuild_guard,
     executor: Annotated[

@@ -36,7 +36,7 @@ from layerguard.data.samples import Sample
 from layerguard.models.cache import cache_root, staging_dir
 from layerguard.version import __version__
 
-__all__ = ["MANIFEST", "CachedGuard", "cache_key", "cached_guard", "guard_cache_dir"]
+__all__ = ["MANIFEST", "CachedGuard", "cache_hit", "cache_key", "cached_guard", "guard_cache_dir"]
 
 MANIFEST = "layerguard-cache.json"
 NOT_HASHED = ("lm", "out_dir", "progress", "log")
@@ -173,6 +173,24 @@ def _check(entry: Path, key: str) -> tuple[str, dict[str, Any]]:
     return "", manifest
 
 
+def _default_build(build: Callable[..., Any] | None) -> Callable[..., Any]:
+    if build is None:
+        from layerguard.guard.build import build_guard
+
+        return build_guard
+    return build
+
+
+def cache_hit(
+    lm: Any, *, build: Callable[..., Path] | None = None, root: Path | None = None, **kwargs: Any
+) -> CachedGuard | None:
+    """The whole cache entry for these inputs, or None; never builds (arguments as :func:`cached_guard`)."""
+    key = cache_key(key_inputs(lm, _default_build(build), kwargs))
+    entry = guard_cache_dir(root) / key[:24]
+    reason, manifest = _check(entry, key)
+    return None if reason else CachedGuard(entry / "guard.yaml", key, True, "", manifest.get("build_s"))
+
+
 def cached_guard(
     lm: Any,
     *,
@@ -194,10 +212,7 @@ def cached_guard(
         log: Passed to the build; also receives the cache's own messages.
         **kwargs: The build's other arguments (every one of them is part of the key).
     """
-    if build is None:
-        from layerguard.guard.build import build_guard
-
-        build = build_guard
+    build = _default_build(build)
     inputs = key_inputs(lm, build, kwargs)
     key = cache_key(inputs)
     entry = guard_cache_dir(root) / key[:24]

@@ -114,7 +114,9 @@ def exchange_states(
         max_answer_chars: Longer answers are cut (as the output monitor ring cuts them).
         progress: Show a progress bar.
         desc: Its label.
-        prefix_cache: Run the template's shared opening once and reuse its key/value cache.
+        prefix_cache: Run the opening the prompts share once and reuse its key/value cache: the
+            template's opening, or more when every prompt that opens with it shares more tokens
+            before its instruction (an attack's frame, many-shot's faux exchanges).
     """
     import torch
 
@@ -134,7 +136,7 @@ def exchange_states(
     def read(hp: HookPoint, hidden: Any) -> None:
         got[hp.layer] = hidden.detach()  # [batch, pos, d]
 
-    opening = template_opening(lm) if prefix_cache else []
+    opening = shared_opening(enc, template_opening(lm)) if prefix_cache else []
     cached = [i for i, pp in enumerate(enc) if opening and opens_with(pp, opening)]
     kv = opening_cache(lm, opening) if cached else None
     in_cache = set(cached)
@@ -197,6 +199,28 @@ def template_opening(lm: Any, min_len: int = 8) -> list[int]:
     while n < limit and a.input_ids[n] == b.input_ids[n]:
         n += 1
     return list(a.input_ids[:n]) if n >= min_len else []
+
+
+def shared_opening(enc: Sequence[PromptPositions], opening: list[int]) -> list[int]:
+    """``opening`` extended to the longest start that every prompt opening with it shares, up to its first read.
+
+    The prompts of one call often share far more than the template's opening: the frame of
+    a jailbreak wrapper, or the 16 faux exchanges of a many-shot prompt (782 of its 808
+    tokens on Qwen). The shared part stops before any prompt's instruction and
+    post-instruction tokens, so that every read position stays after it.
+    """
+    rows = [pp for pp in enc if opening and opens_with(pp, opening)]
+    if len(rows) < 2:
+        return opening
+    first = rows[0].input_ids
+    n = min(len(pp.input_ids) for pp in rows) - 1
+    for pp in rows:
+        start = pp.instruction[0] if pp.instruction is not None else len(pp.input_ids) - 1
+        n = min([n, start, *pp.post_inst])
+    k = len(opening)
+    while k < n and all(pp.input_ids[k] == first[k] for pp in rows):
+        k += 1
+    return list(first[:k])
 
 
 def opens_with(pp: PromptPositions, opening: list[int]) -> bool:

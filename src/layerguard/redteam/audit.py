@@ -158,17 +158,40 @@ def _ensure_guard(
         return local, {"status": "resumed"}
     from layerguard.guard.cache import cached_guard
 
+    args = _guard_build_args(batch_size, seed, output_monitor)
     clock = times.parts("guard build", log)
     try:
-        got = cached_guard(
-            lm, rebuild=rebuild, progress=progress, log=clock, **_guard_build_args(batch_size, seed, output_monitor)
-        )
+        published = None if rebuild else _published(lm, args, log)
+        if published is not None:
+            source, info = published.path, {"status": "published", **published.as_dict()}
+        else:
+            got = cached_guard(lm, rebuild=rebuild, progress=progress, log=clock, **args)
+            source, info = got.path, {"status": "hit" if got.hit else "miss", **got.as_dict()}
     finally:
         clock.close()
     if local.parent.exists():
         shutil.rmtree(local.parent)
-    shutil.copytree(got.path.parent, local.parent)
-    return local, {"status": "hit" if got.hit else "miss", **got.as_dict()}
+    shutil.copytree(source.parent, local.parent)
+    return local, info
+
+
+def _published(lm: Any, args: dict[str, Any], log: Callable[[str], None]) -> Any:
+    """The published guard for this model and build, unless the cache holds one built by the current code."""
+    from layerguard.guard.build import build_guard
+    from layerguard.guard.cache import cache_hit, key_inputs
+    from layerguard.guard.published import published_guard
+
+    if cache_hit(lm, **args) is not None:
+        return None
+    got = published_guard(lm, key_inputs(lm, build_guard, args)["arguments"], log=log)
+    if got is not None:
+        built = got.provenance.get("built") or {}
+        log(
+            f"using the guard published for {lm.name} (built {built.get('date', '?')} by the code of commit "
+            f"{built.get('commit', '?')}; measured in {got.provenance.get('evaluation', '?')}); "
+            "--rebuild-guard builds one from the current code"
+        )
+    return got
 
 
 def _write_outputs(rows: list[dict[str, Any]], summary: dict[str, Any], out: Path, times: StageTimes) -> None:
