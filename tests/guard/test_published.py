@@ -7,7 +7,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from layerguard.data.builtin import load_builtin
 from layerguard.guard.build import build_guard, load_guard
 from layerguard.guard.cache import key_inputs
 from layerguard.guard.published import PROVENANCE, PUBLISHED_ROOT, publish, published_guard
@@ -75,26 +74,13 @@ def test_another_model_other_settings_or_a_damaged_file_never_get_it(tmp_path):
     assert "latent/latent.json changed" in why[-1]
 
 
-def test_audit_uses_a_published_guard_unless_the_cache_has_one_or_a_rebuild_is_asked(tmp_path, monkeypatch, smollm2):
+def test_audit_uses_a_published_guard_unless_the_cache_has_one_or_a_rebuild_is_asked(
+    tmp_path, monkeypatch, smollm2, tiny_audit_builds
+):
     from layerguard.guard import published
     from layerguard.redteam import audit
 
-    monkeypatch.setenv("LAYERGUARD_CACHE_DIR", str(tmp_path / "cache"))
-
-    def tiny_build_args(batch_size, seed, output_monitor):
-        return {
-            "harmful": load_builtin("harmful", "train")[:16],
-            "benign": load_builtin("harmless", "train")[:16],
-            "layers": [8],
-            "classifier": False,
-            "output_monitor": False,
-            "conversation": False,
-            "batch_size": batch_size,
-            "seed": seed,
-        }
-
-    monkeypatch.setattr(audit, "_guard_build_args", tiny_build_args)
-    args = tiny_build_args(8, 0, False)
+    args = tiny_audit_builds(8, 0, False)
     built = tmp_path / "built"
     build_guard(smollm2, built, **args)
     root = tmp_path / "published"

@@ -58,13 +58,7 @@ def test_the_cached_template_opening_gives_the_states_of_a_whole_pass(smollm2):
     kw = {"reads": reads, "response_layers": [12], "batch_size": 3}
     fast = exchange_states(smollm2, convs, answers, prefix_cache=True, **kw)
     slow = exchange_states(smollm2, convs, answers, prefix_cache=False, **kw)
-    worst = 0.0
-    for f, s in zip(fast, slow, strict=True):
-        assert f.keys() == s.keys()
-        for name in f:
-            assert f[name].shape == s[name].shape
-            if s[name].numel():
-                worst = max(worst, float((f[name] - s[name]).abs().max() / s[name].abs().max()))
+    worst = _worst_relative_difference(fast, slow)
     assert worst < 1e-4, worst  # float32 rounding, not a different computation
 
 
@@ -91,6 +85,12 @@ def test_a_frame_the_prompts_share_is_cached_too_and_reads_stay_after_it(smollm2
     answers = ["I can't help with that.", "Mix flour and water.", ""]
     fast = exchange_states(smollm2, convs, answers, prefix_cache=True, **kw)
     slow = exchange_states(smollm2, convs, answers, prefix_cache=False, **kw)
+    worst = _worst_relative_difference(fast, slow)
+    assert worst < 1e-4, worst
+
+
+def _worst_relative_difference(fast, slow) -> float:
+    """The largest difference between two reads of the same states, relative to each read's scale."""
     worst = 0.0
     for f, s in zip(fast, slow, strict=True):
         assert f.keys() == s.keys()
@@ -98,4 +98,4 @@ def test_a_frame_the_prompts_share_is_cached_too_and_reads_stay_after_it(smollm2
             assert f[name].shape == s[name].shape
             if s[name].numel():
                 worst = max(worst, float((f[name] - s[name]).abs().max() / s[name].abs().max()))
-    assert worst < 1e-4, worst
+    return worst

@@ -8,8 +8,6 @@ import re
 import subprocess
 import sys
 
-from layerguard.data.builtin import load_builtin
-
 
 def test_audit_without_a_terminal_shows_progress_and_accounts_for_its_time(tmp_path, tiny_guard):
     out = tmp_path / "audit"
@@ -66,24 +64,9 @@ def test_audit_without_a_terminal_shows_progress_and_accounts_for_its_time(tmp_p
     assert 'id="precision"' in html and "smallest difference detected" in html
 
 
-def test_audit_takes_its_guard_from_the_cache(tmp_path, monkeypatch, smollm2):
+def test_audit_takes_its_guard_from_the_cache(tmp_path, smollm2, tiny_audit_builds):
     from layerguard.redteam import audit
 
-    monkeypatch.setenv("LAYERGUARD_CACHE_DIR", str(tmp_path / "cache"))
-
-    def tiny_build_args(batch_size, seed, output_monitor):
-        return {
-            "harmful": load_builtin("harmful", "train")[:16],
-            "benign": load_builtin("harmless", "train")[:16],
-            "layers": [8],
-            "classifier": False,
-            "output_monitor": False,
-            "conversation": False,
-            "batch_size": batch_size,
-            "seed": seed,
-        }
-
-    monkeypatch.setattr(audit, "_guard_build_args", tiny_build_args)
     kw = {"n_samples": 2, "n_benign": 1, "attacks": ["direct"], "max_new_tokens": 4, "progress": False}
     first = audit.run_audit("smollm2-135m", tmp_path / "a", **kw)
     second = audit.run_audit("smollm2-135m", tmp_path / "b", **kw)
