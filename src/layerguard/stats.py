@@ -40,3 +40,23 @@ def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
         i = j
     n_pos, n_neg = len(positive), len(negative)
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def sign_flip_p(diffs: Sequence[float], n_permutations: int = 10_000, seed: int = 0) -> float:
+    """Two-sided p-value of a paired sign-flip permutation test that the mean of ``diffs`` is 0.
+
+    Each permutation flips the sign of every difference at random; the p-value is the share
+    of permutations (the observed one counted, so never 0) whose absolute mean reaches the
+    observed one. nan for no differences.
+    """
+    import random
+
+    if not diffs:
+        return math.nan
+    rng = random.Random(seed)
+    observed = abs(sum(diffs)) - 1e-12
+    hits = 1
+    for _ in range(n_permutations):
+        if abs(sum(d if rng.random() < 0.5 else -d for d in diffs)) >= observed:
+            hits += 1
+    return hits / (n_permutations + 1)

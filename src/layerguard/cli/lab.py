@@ -309,6 +309,77 @@ def cliff(
     typer.echo(f"wrote {out / 'cliff.json'}, {out / 'cliff.png'} and the signal in {out / 'signal'}")
 
 
+@app.command()
+def inversion(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for inversion.json.")],
+    model: ModelOpt = DEFAULT_MODEL,
+    layer: Annotated[
+        int | None, typer.Option(help="Steering layer (default: three quarters of the depth, as the study picks).")
+    ] = None,
+    position: Annotated[
+        str, typer.Option(help="Refusal direction's position (a post_inst[k] label; default: the last one).")
+    ] = "last",
+    n_train: Annotated[int, typer.Option(min=4, help="Training pairs for the directions and the read.")] = 128,
+    n: Annotated[int, typer.Option(min=4, help="Validation requests per side.")] = 48,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many validation prompts (the study's selection).")] = 12,
+    batch_size: BatchOpt = 8,
+) -> None:
+    """Reply inversion with the judgement read as a projection of the hidden state, not from Yes/No tokens.
+
+    Directions from the training pairs (harmfulness at t_inst, refusal at POSITION), the
+    refusal vector and the harmfulness direction at the same norm added at LAYER; the
+    judgement read at a later layer along the harmful-minus-harmless direction of judge-framed
+    training requests, with both steering vectors projected out of it.
+    """
+    from layerguard.data.builtin import load_builtin
+    from layerguard.directions.extract import extract_directions
+    from layerguard.lab.inversion import projection_inversion
+
+    target = out / "inversion.json"
+    if target.exists():
+        raise InvalidInputError(f"{target} already exists", hint="choose a new --out directory")
+    tr_h = load_builtin("harmful", "train")[:n_train]
+    tr_b = load_builtin("harmless", "train")[:n_train]
+    va_h = load_builtin("harmful", "val")[offset : offset + n]
+    va_b = load_builtin("harmless", "val")[offset : offset + n]
+    if min(len(va_h), len(va_b)) < 4:
+        raise InvalidInputError(
+            f"only {min(len(va_h), len(va_b))} validation prompts after --offset {offset}", hint="lower --offset or --n"
+        )
+    lm = _load(model)
+    steer_layer = layer if layer is not None else (3 * lm.n_layers) // 4
+    dirs = extract_directions(lm, tr_h, tr_b, batch_size=batch_size, progress=None)
+    refusals = sorted(k for k in dirs if k.startswith("refusal@"))
+    key = refusals[-1] if position == "last" else f"refusal@{position}"
+    if key not in dirs:
+        raise InvalidInputError(f"no refusal direction at {position!r}", hint=f"choose one of {', '.join(refusals)}")
+    res = projection_inversion(
+        lm,
+        refusal=dirs[key].at(steer_layer),
+        harmfulness=dirs["harmfulness"].unit(steer_layer),
+        layer=steer_layer,
+        train_harmful=[s.prompt for s in tr_h],
+        train_harmless=[s.prompt for s in tr_b],
+        eval_harmful=[s.prompt for s in va_h],
+        eval_harmless=[s.prompt for s in va_b],
+        batch_size=batch_size,
+        log=typer.echo,
+    )
+    res = {"model": lm.describe(), "refusal_direction": key, "offset": offset, **res}
+    out.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(res, indent=2, default=float))
+    for c, v in res["conditions"].items():
+        j = v["judged_harmful"]
+        typer.echo(
+            f"{c:16s} judged harmful {j['k']}/{j['n']} [{j['lo']:.2f}, {j['hi']:.2f}]"
+            f"  shift {v['shift_of_gap']:+.2f} of the gap"
+        )
+    d = res["harmfulness_minus_refusal"]
+    typer.echo(
+        f"harmfulness - refusal: {d['mean_diff_of_gap']:+.2f} of the gap, p = {d['p_sign_flip']:.4f}; wrote {target}"
+    )
+
+
 def _register_circuit_commands() -> None:
     from layerguard.cli import lab_circuits
 
