@@ -159,3 +159,27 @@ def test_knockout_cascade_against_random_heads(smollm2, tokens):
     assert res.baseline == pytest.approx(_full(smollm2, ids, tokens), abs=2e-3)
     with pytest.raises(InvalidInputError, match="k must be within"):
         knockout_cascade(smollm2, HARMFUL[:1], tokens, ranking[:2], ks=[4], n_random=1)
+
+
+def test_cipher_contrast_reads_an_encoded_harmless_control(smollm2, tokens):
+    from layerguard.data.builtin import load_builtin
+    from layerguard.lab.circuits.cipher import MIN_GAP, cipher_contrast
+
+    h, b = load_builtin("harmful", "val")[:3], load_builtin("harmless", "val")[:3]
+    res = cipher_contrast(
+        smollm2,
+        h,
+        tokens,
+        train_harmful=load_builtin("harmful", "train")[:6],
+        train_harmless=load_builtin("harmless", "train")[:6],
+        harmless=b,
+        encodings=("rot13",),
+    )
+    rot, n = res["encodings"]["rot13"], smollm2.n_layers
+    assert set(res["encodings"]) == {"plaintext", "rot13"} and 1 <= res["detection_layer"] < n
+    assert len(rot["harmless_read_mean"]) == n and 0 <= rot["harmless_read_above_threshold_at_detection"] <= 1
+    ctrl = rot["auroc_vs_same_encoding_harmless"]
+    assert len(ctrl["by_layer"]) == n and ctrl["at_detection"] == ctrl["by_layer"][res["detection_layer"]]
+    inj = rot["inject"]
+    assert (inj["restoration"] is None) == (abs(inj["gap_log_odds"]) < MIN_GAP)
+    assert len(inj["log_odds_mean"]) == n and inj["positions"][0] == "t_inst"

@@ -10,7 +10,11 @@ Three readings per encoding:
 3. **injection**: the encoded pass re-run with the plaintext's ``resid_pre`` written in at
    one layer, at ``t_inst`` and the post-instruction tokens (the template tokens both
    prompts share, aligned by role). At which layers does this restore the plaintext's
-   refusal? Restoration = ``(patched - encoded) / (plaintext - encoded)``.
+   refusal? Restoration = ``(patched - encoded) / (plaintext - encoded)``, given only when
+   the encoding lowers the log-odds by at least :data:`MIN_GAP`.
+
+With harmless requests given, each encoding also reads the same harmless requests encoded
+the same way: the control that tells a read of harm from a read of the encoding itself.
 
 The encodings are the red team's registered attacks (``rot13``, ``cipher`` with the key in
 the prompt, ``base64``), so the lab and the red team send the same text.
@@ -47,6 +51,10 @@ def encode_requests(samples: Sequence[Sample], encoding: str) -> list[Any]:
     if attack.family != "encoding":
         raise InvalidInputError(f"{encoding!r} is not an encoding attack", hint=f"use any of {', '.join(ENCODINGS)}")
     return [attack(s) for s in samples]
+
+
+MIN_GAP = 0.25
+"""Smallest drop in refusal log-odds (plaintext minus encoded) for which a restoration ratio is given."""
 
 
 def harmfulness_direction(
@@ -144,6 +152,20 @@ def cipher_contrast(
             }
             if base_read is not None:
                 entry["auroc_vs_harmless_at_detection"] = auroc(read[:, det].tolist(), base_read[:, det].tolist())
+            if harmless and enc != "plaintext":
+                # the control: harmless requests in the same encoding. Without it a read that rises
+                # for *any* encoded text would look like a read of harm.
+                ctrl = read_harmfulness(lm, encode_requests(harmless, enc), unit, batch_size)
+                entry["harmless_read_mean"] = ctrl.mean(0).tolist()
+                entry["harmless_read_above_threshold_at_detection"] = float(
+                    (ctrl[:, det] > thresholds[det]).float().mean()
+                )
+                by_layer = [auroc(read[:, li].tolist(), ctrl[:, li].tolist()) for li in layers]
+                entry["auroc_vs_same_encoding_harmless"] = {
+                    "at_detection": by_layer[det],
+                    "by_layer": by_layer,
+                    "best_layer": max(layers[1:], key=lambda li: by_layer[li]),
+                }
             if enc == "plaintext":
                 plain = {"read": read, "score": score}
             else:
@@ -156,7 +178,9 @@ def cipher_contrast(
                     "positions": pairs.labels,
                     "log_odds_mean": inj.mean(0).tolist(),
                     "refusal_rate": (inj > 0).float().mean(0).tolist(),
-                    "restoration": ((inj.mean(0) - score.mean()) / gap).tolist() if abs(gap) > 1e-6 else None,
+                    # a ratio over a gap this small is noise (and explodes): none then
+                    "restoration": ((inj.mean(0) - score.mean()) / gap).tolist() if abs(gap) >= MIN_GAP else None,
+                    "gap_log_odds": gap,
                 }
             res["encodings"][enc] = entry
             bar.update(1)

@@ -69,29 +69,36 @@ def cascade_plot(res: dict[str, Any], path: Path, title: str) -> Path:
 
 
 def cipher_plots(res: dict[str, Any], out: Path, model: str) -> list[Path]:
-    """The harmfulness read per layer for each encoding, and the injection's restoration per layer."""
+    """The harmfulness read per layer for each encoding, and the refusal log-odds per injected layer."""
     plt = _plt()
     paths = []
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for enc, e in res["encodings"].items():
-        ax.plot(e["read_mean"], marker=".", label=f"harmful, {enc}")
+        (line,) = ax.plot(e["read_mean"], marker=".", label=f"harmful, {enc}")
+        if "harmless_read_mean" in e:
+            ax.plot(e["harmless_read_mean"], ls=":", color=line.get_color(), label=f"harmless, {enc}")
     if "harmless_plaintext_read_mean" in res:
         ax.plot(res["harmless_plaintext_read_mean"], ls="--", color="grey", label="harmless, plaintext")
     ax.axvline(res["detection_layer"], color="black", lw=0.5)
     ax.set(xlabel="layer", ylabel="projection on harmfulness (t_inst)", title=f"{model}: harmfulness read")
     ax.legend(fontsize=7)
     paths.append(_save(fig, out / "cipher_read.png"))
+    # raw log-odds, not the restoration ratio: that ratio explodes when an encoding barely
+    # lowers refusal (base64 on qwen: a gap of 0.05 log-odds)
     fig, ax = plt.subplots(figsize=(7, 3.8))
+    plain = res["encodings"].get("plaintext", {}).get("refusal_log_odds_mean")
     for enc, e in res["encodings"].items():
         inj = e.get("inject")
-        if inj and inj["restoration"] is not None:
-            ax.plot(inj["layers"], inj["restoration"], marker=".", label=enc)
-    ax.axhline(1, color="grey", ls="--", lw=0.8)
+        if inj:
+            (line,) = ax.plot(inj["layers"], inj["log_odds_mean"], marker=".", label=f"{enc}, plaintext injected")
+            ax.axhline(e["refusal_log_odds_mean"], color=line.get_color(), ls=":", lw=0.8)
+    if plain is not None:
+        ax.axhline(plain, color="black", ls="--", lw=0.8, label="plaintext, no injection")
     ax.axhline(0, color="black", lw=0.4)
     ax.set(
         xlabel="layer injected (resid_pre at t_inst + post-inst)",
-        ylabel="refusal restored",
-        title=f"{model}: plaintext activations injected into the encoded pass",
+        ylabel="mean refusal log-odds",
+        title=f"{model}: plaintext injected into the encoded pass\n(dotted: encoded, nothing injected)",
     )
     ax.legend(fontsize=7)
     paths.append(_save(fig, out / "cipher_inject.png"))
