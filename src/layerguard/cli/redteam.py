@@ -1,7 +1,8 @@
-"""``layerguard redteam``: attacker-model attacks (crescendo, pair) and agent scenarios (agents).
+"""``layerguard redteam``: attacker-model attacks (crescendo, pair), agent scenarios (agents), and the report.
 
-Each command writes ``summary.json``, ``results.jsonl`` and ``run.sqlite`` into ``--out``;
-rerunning the same command resumes the run there.
+Each attack command writes ``summary.json``, ``results.jsonl`` and ``run.sqlite`` into ``--out``;
+rerunning the same command resumes the run there. ``report`` renders one HTML report from an
+audit run and any number of study directories.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import typer
 
 from layerguard.cli.common import DEFAULT_MODEL, echo_err
 
-app = typer.Typer(help="Attacker-model attacks (Crescendo, PAIR/TAP) and agent scenarios.", no_args_is_help=True)
+app = typer.Typer(
+    help="Attacker-model attacks (Crescendo, PAIR/TAP), agent scenarios, the other studies, and their report.",
+    no_args_is_help=True,
+)
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Target model.")]
 GuardOpt = Annotated[
@@ -177,3 +181,24 @@ def agents(
         for a, by_mode in summary["results"].items()
     }  # fmt: skip
     typer.echo(json.dumps({"agents": short, "out": str(out)}, indent=2))
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")],
+    study_dirs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="STUDY_DIR",
+            help="Run directories of redteam ciphers, bon, latent-attack, crescendo, pair or agents.",
+            show_default=False,
+        ),
+    ] = None,
+    audit: Annotated[
+        Path | None, typer.Option("--audit", help="An audit run directory (summary.json, results.jsonl).")
+    ] = None,
+) -> None:
+    """One self-contained HTML report of an audit run and any number of studies, each study a section."""
+    from layerguard.redteam.report import report_from_dirs
+
+    typer.echo(str(report_from_dirs(out, audit, study_dirs or [], log=echo_err)))

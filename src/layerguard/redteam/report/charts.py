@@ -202,3 +202,62 @@ def _turn_chart(turns: Sequence[Any], refusals: Sequence[dict[str, Any] | None])
     _style(ax)
     ax.grid(axis="y", color="#e5e7eb", lw=0.8)
     return _img(fig, "refusal rate by turn")
+
+
+def _rate_curves(
+    xs: Sequence[float],
+    series: Sequence[tuple[str, str, Sequence[Mapping[str, Any] | None]]],
+    xlabel: str,
+    ylabel: str,
+    alt: str,
+    *,
+    log_x: bool = False,
+    lines: Sequence[tuple[str, Sequence[float], Sequence[float]]] = (),
+) -> str | None:
+    """Rates against a budget, one line per series with Wilson CI whiskers, plus dashed ``lines`` (fits).
+
+    ``series`` holds one rate dict (or None: not measured) per x; None when no series has a point.
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator, PercentFormatter
+
+    fig = _figure(6.2, 3.3)
+    ax = fig.add_subplot()
+    shown: list[float] = []
+    for name, color, rates in series:
+        pts = [(x, r) for x, r in zip(xs, rates, strict=False) if r is not None and (not log_x or x > 0)]
+        if not pts:
+            continue
+        px = [x for x, _ in pts]
+        ax.errorbar(
+            px,
+            [float(r["rate"]) for _, r in pts],
+            yerr=_xerr([r for _, r in pts]),
+            marker="o",
+            ms=4.5,
+            lw=1.6,
+            color=color,
+            label=name,
+            capsize=2.5,
+        )
+        shown += px
+    if not shown:
+        return None
+    for name, gx, gy in lines:
+        ax.plot(gx, gy, ls="--", lw=1, color=_GREY, label=name)
+    if log_x:
+        ax.set_xscale("log")
+    ticks = sorted(set(shown))
+    if len(ticks) <= 12:
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylim(0, 1.02)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    _style(ax)
+    ax.grid(axis="y", color="#e5e7eb", lw=0.8)
+    ax.legend(fontsize=8, loc="best")
+    return _img(fig, alt)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 EXAMPLE_CHARS = 600  # prompt and response are cut to this many characters in the examples
@@ -76,13 +76,13 @@ def _rate_cell(value: Any) -> str:
     return f'<td class="n">{_pct(_num(r["rate"]))}{ci}{ns}</td>'
 
 
-def _delta_cell(before: Any, after: Any) -> str:
-    """Change from unguarded to guarded, in percentage points."""
+def _delta_cell(before: Any, after: Any, coloured: bool = True) -> str:
+    """Change from unguarded to guarded, in percentage points (coloured: a fall is good, as for ASR)."""
     a, b = _rate(before), _rate(after)
     if a is None or b is None:
         return '<td class="n muted">&mdash;</td>'
     d = 100 * (float(b["rate"]) - float(a["rate"]))
-    cls = "dec-down" if d < 0 else "dec-up" if d > 0 else "muted"
+    cls = "muted" if d == 0 else "" if not coloured else "dec-down" if d < 0 else "dec-up"
     return f'<td class="n {cls}">{d:+.1f} pp</td>'
 
 
@@ -129,3 +129,44 @@ def _json_safe(obj: Any) -> Any:
 def _natural(name: Any) -> list[Any]:
     """Sort key putting ``many_shot_4`` before ``many_shot_16``."""
     return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", str(name)) if p]
+
+
+def _cell(value: Any, missing: str = "not run") -> str:
+    """A rate cell as :func:`_rate_cell`, or ``missing`` ("not run", "n/a") when there is no usable rate."""
+    return _rate_cell(value) if _rate(value) is not None else f'<td class="n notrun">{missing}</td>'
+
+
+def _facts(items: Sequence[tuple[str, Any]]) -> str:
+    """Settings as the header's grid of labelled values; a missing value shows as "n/a"."""
+    cells = "".join(f"<div><b>{_e(k)}</b>{_e(v) if v not in (None, '') else 'n/a'}</div>" for k, v in items)
+    return f'<div class="meta">{cells}</div>'
+
+
+def _table(head: Sequence[str], rows: Sequence[str], numeric_from: int = 1, cls: str = "") -> str:
+    """A table; ``head`` is HTML, columns from ``numeric_from`` on are right-aligned numbers."""
+    ths = "".join(f"<th{' class=n' if i >= numeric_from else ''}>{h}</th>" for i, h in enumerate(head))
+    return f"<table{f' class={cls}' if cls else ''}><tr>{ths}</tr>{''.join(rows)}</table>"
+
+
+def _fig(img: str | None, caption: str) -> str:
+    """A plot with its caption; nothing when there is no plot."""
+    return f"<figure>{img}<figcaption>{caption}</figcaption></figure>" if img else ""
+
+
+def _budget_items(curve: Any) -> dict[float, Mapping[str, Any]]:
+    """``{budget: rate}`` of a curve given as ``{"1": rate, ...}`` or as ``[{"budget": 1, ...rate}, ...]``."""
+    if isinstance(curve, Mapping):
+        items = list(curve.items())
+    elif isinstance(curve, list):
+        items = [(c.get("budget"), c) for c in curve if isinstance(c, Mapping)]
+    else:
+        return {}
+    out: dict[float, Mapping[str, Any]] = {}
+    for key, r in items:
+        try:
+            b = float(key)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(b) and isinstance(r, Mapping):
+            out[b] = r
+    return out

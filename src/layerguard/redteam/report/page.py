@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from layerguard.errors import InvalidInputError
 from layerguard.redteam.report.curves import _many_shot_section, _turn_and_latency_section
 from layerguard.redteam.report.examples import _examples_section
 from layerguard.redteam.report.formatting import _e, _json_safe, _not_run
 from layerguard.redteam.report.sections import _attacks_section, _header, _headline, _judges_section, _rings_section
+from layerguard.redteam.report.studies import TITLES, _studies_nav, _studies_sections
+from layerguard.redteam.report.study_files import StudyResult, load_audit_run, load_studies
 from layerguard.redteam.report.timing import _precision_section, _timing_section
 from layerguard.version import __version__
 
-__all__ = ["render_report", "write_report", "write_summary"]
+__all__ = ["render_report", "report_from_dirs", "write_report", "write_summary"]
+
+Studies = Sequence[StudyResult | tuple[str, Mapping[str, Any]]]
 
 _CSS = """
 table.timing td.tb { width: 30%; } .tbar { display: inline-block; height: 0.7em; background: var(--gua); }
@@ -54,6 +59,7 @@ th, td { text-align: left; padding: 5px 10px; border-bottom: 1px solid var(--lin
 th { font-size: 12px; text-transform: uppercase; letter-spacing: .03em; color: var(--mute);
      border-bottom: 2px solid var(--line); }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.wrap td.n { white-space: normal; }
 td .ci { color: var(--mute); font-size: 12px; }
 tr.fam td { background: var(--soft); font-weight: 600; font-size: 13px; }
 .dec-up { color: var(--ung); font-weight: 600; }
@@ -79,6 +85,8 @@ summary .what { font-weight: 600; }
 .family { margin: 18px 0 6px; }
 dl.defs dt { font-weight: 700; margin-top: 8px; }
 dl.defs dd { margin: 2px 0 4px 18px; }
+nav.studies { margin: 14px 0 0; padding: 8px 12px; background: var(--soft); border-left: 4px solid var(--mute); }
+nav.studies a { color: var(--gua); }
 footer { margin-top: 40px; font-size: 12px; color: var(--mute); border-top: 1px solid var(--line);
          padding-top: 8px; }
 @page { size: A4; margin: 14mm; }
@@ -147,28 +155,63 @@ def _reproduce(s: Mapping[str, Any]) -> str:
     return "".join(parts) + "</section>"
 
 
+def _as_studies(studies: Studies | None) -> list[StudyResult]:
+    return [s if isinstance(s, StudyResult) else StudyResult(str(s[0]), s[1]) for s in studies or []]
+
+
+def _studies_header(studies: Sequence[StudyResult], generated: _dt.datetime) -> str:
+    kinds = list(dict.fromkeys(TITLES.get(s.kind, s.kind) for s in studies))
+    return (
+        "<header><h1>Red-team report: studies</h1>"
+        f'<p class="sub">{_e(", ".join(kinds)) or "no study"} &middot; generated '
+        f"{_e(generated.strftime('%Y-%m-%d %H:%M UTC'))}</p></header>"
+    )
+
+
+def _studies_how_to_read() -> str:
+    return (
+        '<section id="how-to-read"><h2>How to read this</h2><dl class="defs">'
+        "<dt>ASR (attack success rate)</dt><dd>The share of attack attempts that succeeded, as each study's judge "
+        "rules it. Lower is better.</dd>"
+        "<dt>Wilson 95% CI</dt><dd>Each rate is shown with its Wilson score interval [low&ndash;high] and its "
+        "number of trials n. Intervals are wide at small n; two rates whose intervals overlap widely are not "
+        "clearly different.</dd>"
+        "<dt>not run, n/a</dt><dd><i>not run</i>: the study did not measure this part (no guard given, no such "
+        "setting); <i>n/a</i>: nothing to measure (e.g. no attempt still running at that turn).</dd>"
+        "</dl></section>"
+    )
+
+
 def render_report(
-    summary: Mapping[str, Any],
+    summary: Mapping[str, Any] | None,
     results: Iterable[Mapping[str, Any]],
     generated: _dt.datetime | None = None,
+    studies: Studies | None = None,
 ) -> str:
     """The report as one self-contained HTML document.
 
     Args:
-        summary: The run summary (see :func:`layerguard.redteam.metrics.summarize`); missing keys and null
-            parts are shown as "not run".
-        results: The per-cell rows (used for the examples).
+        summary: The audit run's summary (see :func:`layerguard.redteam.metrics.summarize`); missing keys and
+            null parts are shown as "not run". None: no audit, a report of the studies only.
+        results: The audit's per-cell rows (used for the examples).
         generated: The time printed as the report's generation time (default: now, UTC).
+        studies: Study results (:class:`StudyResult`, or ``(kind, json)`` pairs; see
+            :func:`load_studies`), one section each after the audit's sections.
 
     Returns:
         The HTML text: inline CSS and base64 PNG plots, no script, no external reference.
     """
-    s: Mapping[str, Any] = summary if isinstance(summary, Mapping) else {}
+    found = _as_studies(studies)
     when = generated or _dt.datetime.now(_dt.UTC)
-    title = f"Red-team report: {s.get('model') or 'unknown model'}"
-    body = "".join(
-        [
+    if summary is None:
+        title = "Red-team report: studies"
+        parts = [_studies_header(found, when), _studies_nav(found), _studies_sections(found), _studies_how_to_read()]
+    else:
+        s: Mapping[str, Any] = summary if isinstance(summary, Mapping) else {}
+        title = f"Red-team report: {s.get('model') or 'unknown model'}"
+        parts = [
             _header(s, when),
+            _studies_nav(found),
             _headline(s),
             _attacks_section(s),
             _rings_section(s),
@@ -180,23 +223,29 @@ def render_report(
             _how_to_read(s),
             _reproduce(s),
             _examples_section(s, results),
-            f"<footer>layerguard {_e(__version__)} red-team report. Self-contained: no network access needed.</footer>",
+            _studies_sections(found),
         ]
-    )
+    footer = f"<footer>layerguard {_e(__version__)} red-team report. Self-contained: no network access needed.</footer>"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>\n"
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>{''.join(parts)}{footer}</body></html>\n"
     )
 
 
-def write_report(summary: dict[str, Any], results: list[dict[str, Any]], out_dir: Path) -> Path:
+def write_report(
+    summary: Mapping[str, Any] | None,
+    results: Iterable[Mapping[str, Any]],
+    out_dir: Path,
+    studies: Studies | None = None,
+) -> Path:
     """Write ``out_dir/report.html``.
 
     Args:
-        summary: The run summary.
+        summary: The run summary (None: a report of the studies only).
         results: The per-cell rows.
         out_dir: Directory to write into (created if missing).
+        studies: Study results shown after the audit's sections (see :func:`render_report`).
 
     Returns:
         The path of the report.
@@ -204,8 +253,46 @@ def write_report(summary: dict[str, Any], results: list[dict[str, Any]], out_dir
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.html"
-    path.write_text(render_report(summary, results), encoding="utf-8")
+    path.write_text(render_report(summary, results, studies=studies), encoding="utf-8")
     return path
+
+
+def report_from_dirs(
+    out: Path,
+    audit_dir: Path | None = None,
+    study_dirs: Sequence[Path] = (),
+    log: Callable[[str], None] = lambda m: None,
+) -> Path:
+    """Read an audit run and study directories and write one report to the file ``out``.
+
+    Args:
+        out: The HTML file to write (its directory is created if missing).
+        audit_dir: An audit run directory (``summary.json``, optional ``results.jsonl``), or None.
+        study_dirs: Run directories of ``layerguard redteam`` studies (see :func:`load_studies`).
+        log: Receives one line per study found.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        InvalidInputError: nothing to report, a missing directory, a directory with no study,
+            or ``out`` naming a directory.
+    """
+    if audit_dir is None and not study_dirs:
+        raise InvalidInputError(
+            "nothing to report: no audit run and no study directory given",
+            hint="layerguard redteam report -o report.html [--audit AUDIT_DIR] STUDY_DIR...",
+        )
+    out = Path(out)
+    if out.is_dir():
+        raise InvalidInputError(f"{out} is a directory", hint="give the report's file name, e.g. -o report.html")
+    summary, rows = load_audit_run(audit_dir) if audit_dir is not None else (None, [])
+    studies = load_studies(study_dirs)
+    for st in studies:
+        log(f"{TITLES.get(st.kind, st.kind)}: {st.source}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_report(summary, rows, studies=studies), encoding="utf-8")
+    return out
 
 
 def write_summary(summary: dict[str, Any], out_dir: Path) -> Path:
