@@ -79,6 +79,69 @@ def _orthogonal(v: Any, against: Sequence[Any]) -> Any:
     return v / v.norm().clamp(min=1e-12)
 
 
+def _checked_vectors(
+    lm: LoadedModel, refusal: Any, harmfulness: Any, layer: int, sets: dict[str, Sequence[str]]
+) -> tuple[Any, Any]:
+    """The refusal vector and the harmfulness direction at its norm, after checking every input."""
+    import torch
+
+    n = lm.n_layers
+    if not 0 <= layer < n - 1:
+        raise InvalidInputError(
+            f"steering layer {layer} leaves no layer after it to read (the model has {n})",
+            hint=f"choose a layer between 0 and {n - 2}",
+        )
+    for name, s in sets.items():
+        if len(s) < 4:
+            raise InvalidInputError(f"{name} has {len(s)} requests", hint="give at least 4 per set")
+    r_vec = torch.as_tensor(refusal).float().flatten()
+    h_dir = torch.as_tensor(harmfulness).float().flatten()
+    if r_vec.numel() != lm.d_model or h_dir.numel() != lm.d_model:
+        raise InvalidInputError(
+            f"steering vectors have {r_vec.numel()} and {h_dir.numel()} entries, the model's width is {lm.d_model}",
+            hint="pass the directions' vectors at the steering layer",
+        )
+    return r_vec, h_dir / h_dir.norm().clamp(min=1e-12) * r_vec.norm()
+
+
+def _judgement_direction(
+    tr_h: Any, tr_b: Any, read_layers: Sequence[int], r_vec: Any, h_vec: Any
+) -> tuple[int, Any, float, dict[str, Any]]:
+    """Read layer, unit judgement direction (steering vectors projected out), threshold, training record."""
+    units, train_auroc, raw_cos = [], [], []
+    for i in range(len(read_layers)):
+        raw = tr_h[:, i].mean(0) - tr_b[:, i].mean(0)
+        u = _orthogonal(raw, [r_vec, h_vec])
+        units.append(u)
+        train_auroc.append(auroc((tr_h[:, i] @ u).tolist(), (tr_b[:, i] @ u).tolist()))
+        unit_raw = raw / raw.norm().clamp(min=1e-12)
+        raw_cos.append(
+            {
+                "refusal": float(unit_raw @ r_vec / r_vec.norm()),
+                "harmfulness": float(unit_raw @ h_vec / h_vec.norm()),
+            }
+        )
+    best = max(range(len(read_layers)), key=lambda i: train_auroc[i])
+    u = units[best]
+    threshold = float(((tr_h[:, best] @ u).mean() + (tr_b[:, best] @ u).mean()) / 2)
+    record = {
+        "auroc_by_layer": dict(zip(map(str, read_layers), train_auroc, strict=True)),
+        "raw_cosine_by_layer": dict(zip(map(str, read_layers), raw_cos, strict=True)),
+    }
+    return read_layers[best], u, threshold, record
+
+
+def _paired(per: dict[str, list[float]], gap: float, n_permutations: int, seed: int) -> dict[str, Any]:
+    """Harmfulness steering against refusal steering, request by request."""
+    diffs = [a - b for a, b in zip(per["add_harmfulness"], per["add_refusal"], strict=True)]
+    return {
+        "mean_diff_of_gap": (sum(diffs) / len(diffs)) / gap if gap else math.nan,
+        "requests_higher_under_harmfulness": sum(d > 0 for d in diffs),
+        "n": len(diffs),
+        "p_sign_flip": sign_flip_p(diffs, n_permutations=n_permutations, seed=seed),
+    }
+
+
 def projection_inversion(
     lm: LoadedModel,
     *,
@@ -119,51 +182,17 @@ def projection_inversion(
         InvalidInputError: no layer after ``layer``, fewer than 4 requests in a set, or
             vectors of the wrong size.
     """
-    import torch
-
+    sets = {"train_harmful": train_harmful, "train_harmless": train_harmless}
+    sets |= {"eval_harmful": eval_harmful, "eval_harmless": eval_harmless}
+    r_vec, h_vec = _checked_vectors(lm, refusal, harmfulness, layer, sets)
     n = lm.n_layers
-    if not 0 <= layer < n - 1:
-        raise InvalidInputError(
-            f"steering layer {layer} leaves no layer after it to read (the model has {n})",
-            hint=f"choose a layer between 0 and {n - 2}",
-        )
-    for name, s in (
-        ("train_harmful", train_harmful),
-        ("train_harmless", train_harmless),
-        ("eval_harmful", eval_harmful),
-        ("eval_harmless", eval_harmless),
-    ):
-        if len(s) < 4:
-            raise InvalidInputError(f"{name} has {len(s)} requests", hint="give at least 4 per set")
-    r_vec = torch.as_tensor(refusal).float().flatten()
-    h_dir = torch.as_tensor(harmfulness).float().flatten()
-    if r_vec.numel() != lm.d_model or h_dir.numel() != lm.d_model:
-        raise InvalidInputError(
-            f"steering vectors have {r_vec.numel()} and {h_dir.numel()} entries, the model's width is {lm.d_model}",
-            hint="pass the directions' vectors at the steering layer",
-        )
-    h_vec = h_dir / h_dir.norm().clamp(min=1e-12) * r_vec.norm()
     read_layers = list(range(layer + 1, n))
 
     log(f"judgement direction on {len(train_harmful)}+{len(train_harmless)} training requests ...")
     tr_h = _last_states(lm, train_harmful, read_layers, batch_size)
     tr_b = _last_states(lm, train_harmless, read_layers, batch_size)
-    units, train_auroc, raw_cos = [], [], []
-    for i in range(len(read_layers)):
-        raw = tr_h[:, i].mean(0) - tr_b[:, i].mean(0)
-        u = _orthogonal(raw, [r_vec, h_vec])
-        units.append(u)
-        train_auroc.append(auroc((tr_h[:, i] @ u).tolist(), (tr_b[:, i] @ u).tolist()))
-        unit_raw = raw / raw.norm().clamp(min=1e-12)
-        raw_cos.append(
-            {
-                "refusal": float(unit_raw @ r_vec / r_vec.norm()),
-                "harmfulness": float(unit_raw @ h_vec / h_vec.norm()),
-            }
-        )
-    best = max(range(len(read_layers)), key=lambda i: train_auroc[i])
-    read_layer, u = read_layers[best], units[best]
-    threshold = float(((tr_h[:, best] @ u).mean() + (tr_b[:, best] @ u).mean()) / 2)
+    read_layer, u, threshold, train = _judgement_direction(tr_h, tr_b, read_layers, r_vec, h_vec)
+    train = {"n_harmful": len(train_harmful), "n_harmless": len(train_harmless), **train}
 
     def project(requests: Sequence[str], steer: Callable[[], AbstractContextManager[Any]]) -> list[float]:
         with steer():
@@ -175,7 +204,7 @@ def projection_inversion(
         "add_refusal": lambda: add_vector(lm, r_vec, layer),
         "add_harmfulness": lambda: add_vector(lm, h_vec, layer),
     }
-    log(f"read layer {read_layer} (training AUROC {train_auroc[best]:.3f}); steering {len(eval_harmless)} requests ...")
+    log(f"read layer {read_layer} (training AUROC {train['auroc_by_layer'][str(read_layer)]:.3f}) ...")
     harmful_none = project(eval_harmful, nullcontext)
     per: dict[str, list[float]] = {c: project(eval_harmless, make) for c, make in conditions.items()}
     base = sum(per["none"]) / len(per["none"])
@@ -186,12 +215,7 @@ def projection_inversion(
         "read_layer": read_layer,
         "read_position": "last prompt token of the judge frame",
         "threshold": threshold,
-        "train": {
-            "n_harmful": len(train_harmful),
-            "n_harmless": len(train_harmless),
-            "auroc_by_layer": dict(zip(map(str, read_layers), train_auroc, strict=True)),
-            "raw_cosine_by_layer": dict(zip(map(str, read_layers), raw_cos, strict=True)),
-        },
+        "train": train,
         "eval": {
             "n_harmful": len(eval_harmful),
             "n_harmless": len(eval_harmless),
@@ -208,11 +232,5 @@ def projection_inversion(
             "mean_projection": mean,
             "shift_of_gap": (mean - base) / gap if gap and not math.isclose(gap, 0.0) else math.nan,
         }
-    diffs = [a - b for a, b in zip(per["add_harmfulness"], per["add_refusal"], strict=True)]
-    result["harmfulness_minus_refusal"] = {
-        "mean_diff_of_gap": (sum(diffs) / len(diffs)) / gap if gap else math.nan,
-        "requests_higher_under_harmfulness": sum(d > 0 for d in diffs),
-        "n": len(diffs),
-        "p_sign_flip": sign_flip_p(diffs, n_permutations=n_permutations, seed=seed),
-    }
+    result["harmfulness_minus_refusal"] = _paired(per, gap, n_permutations, seed)
     return result
