@@ -287,7 +287,8 @@ def test_summary_json_round_trips(tmp_path: Path) -> None:
     assert not math.isnan(loaded["asr"]["unguarded"]["rate"])
 
 
-def test_report_renders_in_a_real_browser(tmp_path: Path) -> None:
+def headless_chromium(tmp_path: Path) -> list[str]:
+    """Debian's chromium, headless, with a throwaway profile and no network of its own (fails if missing)."""
     chromium = shutil.which("chromium")
     if chromium is None:
         if os.environ.get("LAYERGUARD_SKIP_BROWSER") == "1":
@@ -296,9 +297,7 @@ def test_report_renders_in_a_real_browser(tmp_path: Path) -> None:
             "chromium is required for the browser test: apt-get install -y chromium "
             "(or set LAYERGUARD_SKIP_BROWSER=1 to skip it)"
         )
-    report = write_report(_summary(), _results(), tmp_path / "run")
-    shot = tmp_path / "report.png"
-    cmd = [
+    return [
         chromium,
         "--headless",
         "--no-sandbox",
@@ -309,6 +308,14 @@ def test_report_renders_in_a_real_browser(tmp_path: Path) -> None:
         "--disable-component-update",
         "--disable-sync",
         f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+
+
+def test_report_renders_in_a_real_browser(tmp_path: Path) -> None:
+    report = write_report(_summary(), _results(), tmp_path / "run")
+    shot = tmp_path / "report.png"
+    cmd = [
+        *headless_chromium(tmp_path),
         f"--screenshot={shot}",
         "--window-size=1280,2400",
         report.resolve().as_uri(),

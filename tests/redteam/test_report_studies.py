@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from layerguard.redteam.report import (
 from layerguard.redteam.target import TargetReply
 from layerguard.stats import rate
 from layerguard.version import __version__
-from tests.redteam.test_report import ARTIFACTS, _assert_self_contained, _results, _summary
+from tests.redteam.test_report import ARTIFACTS, _assert_self_contained, _results, _summary, headless_chromium
 
 REPO = Path(__file__).resolve().parents[2]
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -712,32 +711,9 @@ def test_cli_bad_input_exits_2_with_a_hint(tmp_path: Path, args: list[str], mess
 # ---- a real browser -----------------------------------------------------------------------------------------------
 
 
-def _chromium() -> str:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        if os.environ.get("LAYERGUARD_SKIP_BROWSER") == "1":
-            pytest.skip("chromium missing and LAYERGUARD_SKIP_BROWSER=1")
-        pytest.fail(
-            "chromium is required for the browser test: apt-get install -y chromium "
-            "(or set LAYERGUARD_SKIP_BROWSER=1 to skip it)"
-        )
-    return chromium
-
-
 def test_combined_report_renders_in_a_real_browser(tmp_path: Path, study_dirs: dict[str, Path]) -> None:
     report = write_report(_summary(), _results(), tmp_path / "run", studies=load_studies(study_dirs.values()))
-    common = [
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ]
+    common = headless_chromium(tmp_path)
     dom = subprocess.run(
         [*common, "--dump-dom", report.resolve().as_uri()], capture_output=True, text=True, timeout=180, check=False
     )
