@@ -31,6 +31,7 @@ from layerguard.redteam.pair import PairConfig
 from layerguard.redteam.report import (
     STUDY_KINDS,
     StudyResult,
+    load_audit_run,
     load_studies,
     render_report,
     report_from_dirs,
@@ -734,3 +735,21 @@ def test_combined_report_renders_in_a_real_browser(tmp_path: Path, study_dirs: d
     assert shot.stat().st_size > 20_000 and shot.read_bytes().startswith(b"\x89PNG")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot, ARTIFACTS / "report-studies.png")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [("{not json\n", "not valid JSON"), ("[1, 2]\n", "expected a JSON object"), (b"\xff\xfe{}\n", "not UTF-8 text")],
+)
+def test_a_corrupt_audit_results_file_is_refused_with_its_line(tmp_path: Path, line: str | bytes, message: str) -> None:
+    d = _audit_dir(tmp_path)
+    good = (d / "results.jsonl").read_bytes()
+    (d / "results.jsonl").write_bytes(good + (line if isinstance(line, bytes) else line.encode()))
+    with pytest.raises(InvalidInputError) as err:
+        load_audit_run(d)
+    assert message in err.value.message
+    if not isinstance(line, bytes):
+        n = good.count(b"\n") + 1
+        assert f"results.jsonl:{n}:" in err.value.message and "run the audit again" in (err.value.hint or "")
+    summary, rows = load_audit_run(_audit_dir(tmp_path / "fresh"))  # the good file still reads, every row
+    assert len(rows) == len(_results()) and summary["model"] == _summary()["model"]

@@ -20,7 +20,12 @@ def _existing_file(path: str | Path, kind: str) -> Path:
     return p
 
 
-def _read_jsonl_records(p: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def read_jsonl_records(p: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """``(line number, object)`` for each non-blank line, or ``(line number, what is wrong)``.
+
+    Raises:
+        InvalidInputError: the file is not UTF-8 text.
+    """
     try:
         # utf-8-sig tolerates a byte-order mark; file iteration splits on newlines only (never on U+2028)
         with p.open(encoding="utf-8-sig") as fh:
@@ -75,7 +80,7 @@ def load_jsonl(
     """
     p = _existing_file(path, "JSONL")
     return _collect(
-        _read_jsonl_records(p),
+        read_jsonl_records(p),
         where=str(p),
         id_prefix=p.name,
         prompt_field=prompt_field,

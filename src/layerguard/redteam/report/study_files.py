@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from layerguard.data.files import read_jsonl_records
 from layerguard.errors import InvalidInputError
 
 STUDY_KINDS: tuple[str, ...] = ("ciphers", "bon", "latent_attack", "crescendo", "pair", "agents")
@@ -139,17 +140,8 @@ def load_audit_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, 
     rows: list[dict[str, Any]] = []
     results = d / "results.jsonl"
     if results.is_file():
-        try:
-            lines = results.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as exc:
-            raise InvalidInputError(f"{results} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-        for i, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"{results}:{i} is not valid JSON ({exc.msg})") from None
-            if isinstance(row, dict):
-                rows.append(row)
+        for line_no, row in read_jsonl_records(results):
+            if isinstance(row, str):
+                raise InvalidInputError(f"{results}:{line_no}: {row}", hint="run the audit again, or pass its directory as it wrote it")
+            rows.append(row)
     return summary, rows
