@@ -55,22 +55,27 @@ def tiny_audit_builds(monkeypatch, tmp_path):
 
     Returns the build-arguments function the audit now calls (``audit._guard_build_args``).
     """
-    from layerguard.data.builtin import load_builtin
     from layerguard.redteam import audit
 
     monkeypatch.setenv("LAYERGUARD_CACHE_DIR", str(tmp_path / "cache"))
-
-    def tiny_build_args(batch_size, seed, output_monitor):
-        return {
-            "harmful": load_builtin("harmful", "train")[:16],
-            "benign": load_builtin("harmless", "train")[:16],
-            "layers": [8],
-            "classifier": False,
-            "output_monitor": False,
-            "conversation": False,
-            "batch_size": batch_size,
-            "seed": seed,
-        }
-
     monkeypatch.setattr(audit, "_guard_build_args", tiny_build_args)
     return tiny_build_args
+
+
+def tiny_build_args(batch_size: int = 8, seed: int = 0, output_monitor: bool = False) -> dict:
+    """``build_guard`` arguments of a small smollm2 guard: the latent ring at layer 8 on 16 + 16 prompts.
+
+    ``output_monitor`` is accepted for the audit's signature and ignored (no monitor is built).
+    """
+    from layerguard.data.builtin import load_builtin
+
+    return {
+        "harmful": load_builtin("harmful", "train")[:16],
+        "benign": load_builtin("harmless", "train")[:16],
+        "layers": [8],
+        "classifier": False,
+        "output_monitor": False,
+        "conversation": False,
+        "batch_size": batch_size,
+        "seed": seed,
+    }

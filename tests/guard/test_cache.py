@@ -10,6 +10,7 @@ import pytest
 
 from layerguard.data.samples import Sample
 from layerguard.guard.cache import MANIFEST, cache_key, cached_guard, key_inputs
+from tests.conftest import tiny_build_args
 
 
 @dataclass
@@ -140,18 +141,10 @@ def test_manifest_records_what_went_into_the_key(tmp_path):
 
 def test_real_build_guard_is_cached(tmp_path, smollm2):
     """build_guard itself through the cache: a hit loads the same guard and scores the same."""
-    from layerguard.data.builtin import load_builtin
     from layerguard.guard.build import build_guard, load_guard
     from layerguard.guard.types import Exchange
 
-    kw = {
-        "harmful": load_builtin("harmful", "train")[:16],
-        "benign": load_builtin("harmless", "train")[:16],
-        "layers": [8],
-        "classifier": False,
-        "output_monitor": False,
-        "conversation": False,
-    }
+    kw = tiny_build_args()
     first = cached_guard(smollm2, root=tmp_path, **kw)
     second = cached_guard(smollm2, root=tmp_path, **kw)
     assert not first.hit and second.hit and first.path == second.path

@@ -81,3 +81,54 @@ def test_a_guard_without_latent_ring_is_refused(smollm2):
 
     with pytest.raises(InvalidInputError):
         latent_model_of(GuardedModel(Guard([DecodeRing()]), lm=smollm2))
+
+
+@pytest.fixture(scope="module")
+def guarded_v2(smollm2):
+    """A ring v2-shaped latent model: three reads over two layers, pooled positions included."""
+    import torch
+
+    from layerguard.guard.guarded import GuardedModel
+    from layerguard.guard.pipeline import Guard
+    from layerguard.guard.probe import LogisticProbe
+    from layerguard.guard.rings.latent import LatentGuardModel, LatentRing
+
+    g = torch.Generator().manual_seed(1)
+    reads = ["blocks.8.resid_pre@t_inst", "blocks.8.resid_pre@inst_mean", "blocks.9.resid_pre@post_mean"]
+    model = LatentGuardModel(
+        layer=8,
+        variant="centroid",
+        direction=torch.nn.functional.normalize(torch.randn(3, smollm2.d_model, generator=g), dim=-1),
+        scorer=LogisticProbe(torch.randn(3, generator=g), 0.0, torch.zeros(3), torch.full((3,), 2.0)),
+        threshold=0.5,
+        model_id=smollm2.model_id,
+        weights_sha256=smollm2.weights_sha256,
+        reads=reads,
+    )
+    return GuardedModel(Guard([LatentRing(model, lm=smollm2)]), lm=smollm2)
+
+
+def test_the_search_reads_every_state_a_pooled_multi_layer_ring_reads(smollm2, guarded_v2):
+    from layerguard.redteam.latent_suffix import SuffixSearch, latent_model_of
+
+    search = SuffixSearch(smollm2, latent_model_of(guarded_v2), n_tokens=5, top_k=32, n_candidates=16, seed=0)
+    prefix, post = search.split(REQUEST)
+    pp = smollm2.encode([{"role": "user", "content": REQUEST}])
+    assert pp.post_inst == list(range(len(prefix), len(prefix) + len(post)))  # the tokens after the suffix
+    suffix = search.random_suffix(REQUEST)
+    loss = search.losses(prefix, [suffix], post)[0]
+    ring_score = _ring_score(guarded_v2, search.text(REQUEST, suffix))
+    assert 0.02 < ring_score < 0.98  # not saturated: the comparison below means something
+    assert 1 / (1 + math.exp(-loss)) == pytest.approx(ring_score, abs=2e-3)
+    result = search.run(REQUEST, steps=3, init=suffix)
+    assert result.loss_end < result.loss_start
+    assert _ring_score(guarded_v2, search.text(REQUEST, result.suffix_ids)) < ring_score
+
+
+def test_a_ring_reading_the_answer_is_refused_by_the_search(smollm2, guarded_v2):
+    from layerguard.redteam.latent_suffix import SuffixSearch, latent_model_of
+
+    latent = latent_model_of(guarded_v2)
+    odd = type(latent)(**{**latent.__dict__, "reads": ["blocks.8.resid_pre@response"]})
+    with pytest.raises(InvalidInputError, match="prompt states only"):
+        SuffixSearch(smollm2, odd)

@@ -62,6 +62,9 @@ def study(
     n_token_prompts: Annotated[
         int, typer.Option(min=4, help="Harmful prompts answered to derive refusal tokens.")
     ] = 96,
+    n_inversion_train: Annotated[
+        int, typer.Option(min=2, help="Train prompts per side fitting the reply-inversion judgement read.")
+    ] = 96,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 48,
     batch_size: BatchOpt = 8,
     seed: Annotated[int, typer.Option()] = 0,
@@ -75,6 +78,7 @@ def study(
         select_layers=None if layers == "auto" else _ints(layers),
         select_positions=None if positions == "all" else [p.strip() for p in positions.split(",") if p.strip()],
         n_token_prompts=n_token_prompts,
+        n_inversion_train=n_inversion_train,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         seed=seed,

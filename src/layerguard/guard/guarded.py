@@ -311,13 +311,20 @@ class GuardedModel:
         return out
 
     def respond_many(
-        self, exchanges: Sequence[Exchange], *, max_new_tokens: int = 64, batch_size: int = 8
+        self,
+        exchanges: Sequence[Exchange],
+        *,
+        max_new_tokens: int = 64,
+        batch_size: int = 8,
+        progress: bool | None = False,
+        desc: str = "generating",
     ) -> list[Answered]:
         """Answer many requests in batches (greedy), each decided as :meth:`respond` decides it.
 
         Requests the input rings decline get no generation; the others are answered in
         left-padded batches and their answers judged by the answer rings (a block stands for
-        a halt: the same running score over the same tokens decides it).
+        a halt: the same running score over the same tokens decides it). ``progress`` shows
+        the generation's progress, labelled ``desc``.
 
         Raises:
             InvalidInputError: no local model to generate with.
@@ -330,7 +337,11 @@ class GuardedModel:
         todo = [i for i, o in enumerate(firsts) if o.decision == "allow"]
         plain = [i for i in todo if self.release_vector(firsts[i].verdict) is None]
         convs = [[{"role": m.role, "content": m.content} for m in exchanges[i].messages] for i in plain]
-        texts = generate(self.lm, convs, max_new_tokens=max_new_tokens, batch_size=batch_size) if plain else []
+        texts = (
+            generate(self.lm, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress, desc=desc)
+            if plain
+            else []
+        )
         fresh = [Exchange(messages=exchanges[i].messages) for i in plain]
         judged = self.score_many(fresh, texts, batch_size=batch_size, record_all=False)
         out = [Answered("", o.decision, o.verdict) for o in firsts]

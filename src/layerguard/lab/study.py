@@ -53,6 +53,7 @@ class StudyConfig:
     n_token_prompts: int = 96  # harmful train prompts answered to derive refusal tokens (+ half as many harmless)
     n_select: int = 16  # validation prompts per side used for selection
     n_eval: int = 72  # validation prompts per side used for the causal tests (disjoint from selection)
+    n_inversion_train: int = 96  # train prompts per side that fit the reply-inversion judgement read
     select_positions: list[str] | None = None  # default: every post-instruction token
     select_layers: list[int] | None = None  # default: every layer below the cap
     max_new_tokens: int = 48
@@ -210,7 +211,7 @@ def run_study(
         chosen, res["selection"] = _selection(lm, dirs, split, tokens, cfg, progress)
         log(res["selection"]["explanation"])
     with _step("causal tests", timings, log):
-        train = (data.harmful_train[: cfg.n_token_prompts], data.harmless_train[: cfg.n_token_prompts])
+        train = (data.harmful_train[: cfg.n_inversion_train], data.harmless_train[: cfg.n_inversion_train])
         res["causal"] = _causal_tests(lm, chosen, harm, split, *train, gen, cfg, progress)
 
     ddir = out / "directions"

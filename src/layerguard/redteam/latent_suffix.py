@@ -1,16 +1,19 @@
 """An adaptive white-box attack on the latent ring: a GCG-style suffix optimised against the probe's score.
 
-The latent ring reads the residual stream entering its layer at ``t_inst``, the last token
-of the user's instruction. An attacker who knows the ring (open weights, a published probe)
-appends ``n_tokens`` tokens to the request and searches them so that the ring's harm logit
-falls, keeping the request itself unchanged. The search is Greedy Coordinate Gradient (Zou et
-al. 2023) on a CPU budget: each step takes the gradient of the loss with respect to a one-hot
-encoding of the suffix, draws ``n_candidates`` single-token swaps from the ``top_k`` most
-promising tokens per position, scores them all in one batched forward pass and keeps the best.
+The latent ring reads the residual stream entering its layers: at ``t_inst``, the last
+token of the user's instruction, and (ring v2) pooled over the instruction (``inst_mean``)
+and the post-instruction tokens (``post_mean``), at one or several layers. An attacker who
+knows the ring (open weights, a published probe) appends ``n_tokens`` tokens to the request
+and searches them so that the ring's harm logit falls, keeping the request itself unchanged.
+The search is Greedy Coordinate Gradient (Zou et al. 2023) on a CPU budget: each step takes
+the gradient of the loss with respect to a one-hot encoding of the suffix, draws
+``n_candidates`` single-token swaps from the ``top_k`` most promising tokens per position,
+scores them all in one batched forward pass and keeps the best.
 
-Loss: the latent ring's logit at ``t_inst`` plus, with ``refusal_weight`` > 0 and the model's
-refusal tokens, that weight times the log-odds of a refusal at the first answer position, so
-the suffix also pushes the model to answer.
+Loss: the latent ring's logit on every state it reads (the suffix is part of the
+instruction, so it enters the instruction mean; the post-instruction tokens follow it) plus,
+with ``refusal_weight`` > 0 and the model's refusal tokens, that weight times the log-odds
+of a refusal at the first answer position, so the suffix also pushes the model to answer.
 
 Only suffixes whose text re-tokenises to the same tokens are kept (the search runs on token
 ids, the guard reads text), and every reported number is measured on the suffix *as text*
@@ -24,6 +27,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from layerguard.activations.hooks import parse_read
 from layerguard.errors import InvalidInputError
 
 
@@ -74,6 +78,13 @@ class SuffixSearch:
         self.n_tokens, self.top_k, self.n_candidates = n_tokens, top_k, n_candidates
         self.rng = random.Random(seed)
         self.allowed = self._allowed_tokens()
+        self.reads = [(hp.layer, position) for hp, position in map(parse_read, latent.reads)]
+        if any(position not in ("t_inst", "inst_mean", "post_mean") for _, position in self.reads):
+            raise InvalidInputError(
+                f"the search reads prompt states only, not {', '.join(latent.reads)}",
+                hint="attack a latent ring that reads t_inst, inst_mean or post_mean",
+            )
+        self._starts: dict[tuple[int, ...], int] = {}  # prefix -> first token of the instruction
 
     def _allowed_tokens(self) -> list[int]:
         """Token ids that decode to short printable ASCII without special or control characters."""
@@ -91,7 +102,8 @@ class SuffixSearch:
     def split(self, request: str) -> tuple[list[int], list[int]]:
         """Token ids of the rendered prompt before the suffix (template + request) and after it."""
         pp = self.lm.encode([{"role": "user", "content": request}])
-        _, end = pp.instruction or (0, len(pp.input_ids))
+        start, end = pp.instruction or (0, len(pp.input_ids))
+        self._starts[tuple(pp.input_ids[:end])] = start
         return pp.input_ids[:end], pp.input_ids[end:]
 
     def text(self, request: str, suffix_ids: list[int]) -> str:
@@ -114,15 +126,30 @@ class SuffixSearch:
                 return ids
         return ids
 
-    def _loss(self, embeds: Any, t_inst: int) -> Any:
-        """``[batch]`` losses for input embeddings ``[batch, pos, d]``."""
+    def _loss(self, embeds: Any, prefix: list[int], n_suffix: int) -> Any:
+        """``[batch]`` losses for input embeddings ``[batch, pos, d]`` of ``prefix + suffix + post``.
+
+        The states are read as the guard reads them (:func:`layerguard.guard.states.read_prompt_state`):
+        ``t_inst`` is the suffix's last token, the instruction runs from the request's first
+        token through the suffix, the post-instruction tokens are the rest.
+        """
         import torch
 
         from layerguard.directions.refusal import log_odds
 
+        end = len(prefix) + n_suffix
+        start = self._starts.get(tuple(prefix), 0)
         out = self.lm.model(inputs_embeds=embeds, output_hidden_states=True)
-        h = out.hidden_states[self.latent.layer][:, t_inst]  # [batch, d]: the stream entering the layer
-        loss = self.latent.scorer.logits(self.latent.features(h))
+        states = []
+        for layer, position in self.reads:
+            h = out.hidden_states[layer]  # [batch, pos, d]: the stream entering the layer
+            if position == "t_inst":
+                states.append(h[:, end - 1])
+            elif position == "inst_mean":
+                states.append(h[:, start:end].mean(1))
+            else:
+                states.append(h[:, end:].mean(1) if h.shape[1] > end else h[:, -1])
+        loss = self.latent.scorer.logits(self.latent.features(torch.stack(states, dim=1)))
         if self.refusal_weight > 0:
             assert self.refusal_tokens is not None
             loss = loss + self.refusal_weight * log_odds(out.logits[:, -1], self.refusal_tokens)
@@ -133,12 +160,11 @@ class SuffixSearch:
         import torch
 
         emb = self.lm.model.get_input_embeddings()
-        t_inst = len(prefix) + len(suffixes[0]) - 1
         out: list[float] = []
         with torch.no_grad():
             for i in range(0, len(suffixes), batch):
                 ids = torch.tensor([prefix + s + post for s in suffixes[i : i + batch]])
-                out += self._loss(emb(ids), t_inst).float().tolist()
+                out += self._loss(emb(ids), prefix, len(suffixes[0])).float().tolist()
         return out
 
     def _candidates(self, prefix: list[int], suffix: list[int], post: list[int]) -> list[list[int]]:
@@ -154,7 +180,7 @@ class SuffixSearch:
         with torch.enable_grad():
             ids_pre, ids_post = torch.tensor(prefix), torch.tensor(post)
             embeds = torch.cat([emb(ids_pre), onehot @ w, emb(ids_post)]).unsqueeze(0)
-            loss = self._loss(embeds, len(prefix) + len(suffix) - 1).sum()
+            loss = self._loss(embeds, prefix, len(suffix)).sum()
             # the gradient with respect to the one-hot suffix only: the model's own .grad stays untouched
             (grad_onehot,) = torch.autograd.grad(loss, [onehot])
         grad = grad_onehot[:, allowed]  # [n_tokens, n_allowed]

@@ -146,6 +146,8 @@ def _generate(
     max_new_tokens: int,
     batch_size: int,
     cache: dict[str, str] | None = None,
+    progress: bool | None = False,
+    desc: str = "agent turns",
 ) -> list[str | None]:
     """Each live episode's next assistant text (None when the guard declined the turn).
 
@@ -160,11 +162,19 @@ def _generate(
         keys = [json.dumps(_chat(e.messages)) for e in live]
         todo = list(dict.fromkeys(k for k in keys if k not in cache))
         convs = [json.loads(k) for k in todo]
-        texts = generate(lm, convs, max_new_tokens=max_new_tokens, batch_size=batch_size) if todo else []
+        texts = (
+            generate(lm, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress, desc=desc)
+            if todo
+            else []
+        )
         cache.update(zip(todo, texts, strict=True))
         return [cache[k] for k in keys]
     answered = guarded.respond_many(
-        [_exchange(e.scenario, e.messages) for e in live], max_new_tokens=max_new_tokens, batch_size=batch_size
+        [_exchange(e.scenario, e.messages) for e in live],
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=progress,
+        desc=desc,
     )
     return [a.text if a.decision == "allow" else None for a in answered]
 
@@ -179,6 +189,7 @@ def run_model_agent(
     max_new_tokens: int = 96,
     batch_size: int = 8,
     cache: dict[str, str] | None = None,
+    progress: bool | None = False,
 ) -> list[dict[str, Any]]:
     """The model as the agent under one mode: one row per scenario and variant.
 
@@ -186,11 +197,13 @@ def run_model_agent(
     generations (see :func:`_generate`).
     """
     eps = [_Episode(s, v, s.messages(v)) for s in scenarios for v in VARIANTS]
-    for _ in range(max_steps):
+    for step in range(max_steps):
         live = [e for e in eps if not e.done]
         if not live:
             break
-        for e, text in zip(live, _generate(lm, guarded, live, max_new_tokens, batch_size, cache), strict=True):
+        desc = f"agent {mode}, step {step + 1}/{max_steps}"
+        texts = _generate(lm, guarded, live, max_new_tokens, batch_size, cache, progress, desc)
+        for e, text in zip(live, texts, strict=True):
             e.steps += 1
             if text is None:
                 e.declined, e.done = True, True

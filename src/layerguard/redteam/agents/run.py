@@ -162,7 +162,7 @@ def run_agents(
                     rows = run_oracle(scenarios, guards[mode], mode)
                 else:
                     kw = {"max_steps": max_steps, "max_new_tokens": max_new_tokens, "batch_size": batch_size}
-                    rows = run_model_agent(lm, scenarios, guards[mode], mode, cache=cache, **kw)
+                    rows = run_model_agent(lm, scenarios, guards[mode], mode, cache=cache, progress=progress, **kw)
                 store.put([{**r, "guarded": mode != "none"} for r in rows])
             bar.update(1)
     rows = store.rows()

@@ -142,6 +142,8 @@ def load_audit_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, 
     if results.is_file():
         for line_no, row in read_jsonl_records(results):
             if isinstance(row, str):
-                raise InvalidInputError(f"{results}:{line_no}: {row}", hint="run the audit again, or pass its directory as it wrote it")
+                raise InvalidInputError(
+                    f"{results}:{line_no}: {row}", hint="run the audit again, or pass its directory as it wrote it"
+                )
             rows.append(row)
     return summary, rows
