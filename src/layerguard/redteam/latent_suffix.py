@@ -27,7 +27,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from layerguard.activations.hooks import parse_read
+from layerguard.activations.hooks import HookPoint, StopForward, parse_read, residual_hooks
 from layerguard.errors import InvalidInputError
 
 
@@ -139,10 +139,21 @@ class SuffixSearch:
 
         end = len(prefix) + n_suffix
         start = self._starts.get(tuple(prefix), 0)
-        out = self.lm.model(inputs_embeds=embeds, output_hidden_states=True)
+        hidden: dict[int, Any] = {}  # layer -> [batch, pos, d]: the stream entering the layer
+
+        def keep(hp: HookPoint, h: Any) -> None:
+            hidden[hp.layer] = h
+
+        points = sorted({HookPoint(layer, "resid_pre") for layer, _ in self.reads})
+        # without the refusal term nothing past the deepest read is needed (no LM head over 150k tokens)
+        with residual_hooks(self.lm.layers, points, keep, stop_after_last=self.refusal_weight <= 0):
+            try:
+                out = self.lm.model(inputs_embeds=embeds)
+            except StopForward:
+                out = None
         states = []
         for layer, position in self.reads:
-            h = out.hidden_states[layer]  # [batch, pos, d]: the stream entering the layer
+            h = hidden[layer]
             if position == "t_inst":
                 states.append(h[:, end - 1])
             elif position == "inst_mean":
@@ -151,7 +162,7 @@ class SuffixSearch:
                 states.append(h[:, end:].mean(1) if h.shape[1] > end else h[:, -1])
         loss = self.latent.scorer.logits(self.latent.features(torch.stack(states, dim=1)))
         if self.refusal_weight > 0:
-            assert self.refusal_tokens is not None
+            assert self.refusal_tokens is not None and out is not None
             loss = loss + self.refusal_weight * log_odds(out.logits[:, -1], self.refusal_tokens)
         return torch.as_tensor(loss).reshape(-1)
 
