@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -85,3 +86,37 @@ def test_filter_loses_nothing_and_never_sends_the_tag(text: str, cuts: list[int]
     assert TOOL_OPEN not in sent
     i = text.find(TOOL_OPEN)
     assert captured == (text[i:] if i >= 0 else "")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"name": "run_shell", "arguments": {"command": "ls"}}',
+        '```json\n{\n  "name": "run_shell",\n  "arguments": {"command": "ls"}\n}\n```',
+        '  [{"name": "run_shell", "parameters": {"command": "ls"}}]  ',
+    ],
+)
+def test_a_bare_json_call_to_an_offered_tool_is_a_call(text: str) -> None:
+    content, calls = split_tool_calls(text, {"run_shell", "read_file"})
+    assert content == "" and [(c.name, c.arguments) for c in calls] == [("run_shell", {"command": "ls"})]
+    assert split_tool_calls(text) == (text, [])  # without the offered names it stays text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"name": "rm_everything", "arguments": {}}',  # not offered
+        'Here you go: {"name": "run_shell", "arguments": {"command": "ls"}}',  # text around it
+        '[{"name": "run_shell", "arguments": {}}, {"name": "nope", "arguments": {}}]',  # one is not offered
+        '{"name": "run_shell", "arguments": "not json"}',
+        '```json\n{"name": "run_shell", "arguments": {}}\n``` and more',
+    ],
+)
+def test_other_json_stays_text(text: str) -> None:
+    assert split_tool_calls(text, {"run_shell"}) == (text, [])
+
+
+def test_a_tagged_call_wins_over_the_bare_form() -> None:
+    text = '<tool_call>{"name": "read_file", "arguments": {"path": "a"}}</tool_call>'
+    content, calls = split_tool_calls(text, {"run_shell", "read_file"})
+    assert [c.name for c in calls] == ["read_file"] and content == ""

@@ -1,6 +1,7 @@
-"""Tool calls written as text by a model: Qwen-format ``<tool_call>`` blocks.
+"""Tool calls written as text by a model: Qwen-format ``<tool_call>`` blocks (or a bare JSON call).
 
-A model offered tools answers a call as ``<tool_call>{"name": ..., "arguments": ...}</tool_call>``.
+A model offered tools answers a call as ``<tool_call>{"name": ..., "arguments": ...}</tool_call>``;
+small models often write the JSON alone, which counts when it names an offered tool.
 :func:`split_tool_calls` parses such blocks out of a finished text, :class:`ToolCallFilter` holds
 them back while text is streamed, and :func:`openai_tool_call` renders a parsed call in OpenAI's
 ``tool_calls`` format. Nothing here knows about HTTP.
@@ -11,12 +12,14 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Collection
 from typing import Any
 
 from layerguard.guard.types import ToolCall
 
 TOOL_OPEN = "<tool_call>"
 _TOOL_RE = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.DOTALL)
+_FENCE_RE = re.compile(r"\A```(?:json)?[ \t]*\n(.*?)\n?```\Z", re.DOTALL)
 
 
 class ToolCallFilter:
@@ -73,8 +76,13 @@ def _parse_call(body: str) -> ToolCall | None:
     return ToolCall(id="call_" + secrets.token_hex(12), name=obj["name"], arguments=args)
 
 
-def split_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
+def split_tool_calls(text: str, names: Collection[str] = ()) -> tuple[str, list[ToolCall]]:
     """Split Qwen-format ``<tool_call>{"name": ..., "arguments": ...}</tool_call>`` blocks from text.
+
+    With ``names`` (the tools offered), a message with no such block whose whole text is a
+    call to one of them, as a bare JSON object or list of objects, or one fenced ```json
+    block, is a call too: small models often write calls that way. Text that merely contains
+    JSON, or names a tool that was not offered, stays text.
 
     Returns:
         The text outside well-formed blocks (malformed blocks stay in it) and the calls.
@@ -92,7 +100,29 @@ def split_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
             calls.append(call)
     rest.append(text[pos:])
     content = "".join(rest)
+    if not calls and names:
+        bare = _bare_calls(text, names)
+        if bare:
+            return "", bare
     return (content.strip() if calls else content), calls
+
+
+def _bare_calls(text: str, names: Collection[str]) -> list[ToolCall]:
+    """The calls of a message that is nothing but a JSON call (or list of calls) to offered tools."""
+    body = text.strip()
+    fenced = _FENCE_RE.match(body)
+    body = fenced.group(1).strip() if fenced else body
+    if not body.startswith(("{", "[")):
+        return []
+    try:
+        obj = json.loads(body)
+    except (json.JSONDecodeError, RecursionError):
+        return []
+    items = obj if isinstance(obj, list) else [obj]
+    if not items or not all(isinstance(i, dict) and i.get("name") in names for i in items):
+        return []
+    calls = [_parse_call(json.dumps(i)) for i in items]
+    return [c for c in calls if c is not None] if all(c is not None for c in calls) else []
 
 
 def openai_tool_call(call: ToolCall, index: int | None = None) -> dict[str, Any]:

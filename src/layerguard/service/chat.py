@@ -338,7 +338,9 @@ class ChatHandler:
             self.record_halt(gen, ext)
             finish, text = "content_filter", self.config.refusal  # the partial answer is withheld
         elif declared:
-            text, calls = split_tool_calls(text)
+            # a whole answer that is a bare JSON call to a declared tool is gated as a call; a stream
+            # has sent such text as content before it could be recognised, so streams parse tags only
+            text, calls = split_tool_calls(text, declared)
             if calls:
                 gate = self.gate_tools(ctx, exchange, calls, declared)
                 ext["tool_calls"] = gate.report

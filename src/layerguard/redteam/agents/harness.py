@@ -208,7 +208,7 @@ def run_model_agent(
             if text is None:
                 e.declined, e.done = True, True
                 continue
-            content, calls = split_tool_calls(text)
+            content, calls = split_tool_calls(text, set(e.scenario.tools))  # bare JSON calls count too
             if not calls:
                 e.final, e.done = content, True
                 continue
