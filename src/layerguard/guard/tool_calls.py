@@ -61,6 +61,11 @@ def _parse_call(body: str) -> ToolCall | None:
         obj = json.loads(body)
     except (json.JSONDecodeError, RecursionError):
         return None
+    return _call_of(obj)
+
+
+def _call_of(obj: Any) -> ToolCall | None:
+    """The call a parsed JSON value describes, or None when it is not a well-formed call."""
     if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not obj["name"]:
         return None
     args = obj.get("arguments", obj.get("parameters", {}))
@@ -121,8 +126,8 @@ def _bare_calls(text: str, names: Collection[str]) -> list[ToolCall]:
     items = obj if isinstance(obj, list) else [obj]
     if not items or not all(isinstance(i, dict) and i.get("name") in names for i in items):
         return []
-    calls = [_parse_call(json.dumps(i)) for i in items]
-    return [c for c in calls if c is not None] if all(c is not None for c in calls) else []
+    calls = [_call_of(i) for i in items]
+    return [c for c in calls if c is not None] if None not in calls else []
 
 
 def openai_tool_call(call: ToolCall, index: int | None = None) -> dict[str, Any]:
